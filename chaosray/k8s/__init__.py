@@ -1,0 +1,1 @@
+"""k8s domain: activities are added by later issues."""

@@ -1,0 +1,1 @@
+"""load domain: activities are added by later issues."""

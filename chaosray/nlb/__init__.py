@@ -1,0 +1,1 @@
+"""nlb domain: activities are added by later issues."""

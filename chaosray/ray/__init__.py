@@ -1,0 +1,1 @@
+"""ray domain: activities are added by later issues."""

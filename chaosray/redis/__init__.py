@@ -1,0 +1,1 @@
+"""redis domain: activities are added by later issues."""

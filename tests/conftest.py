@@ -1,0 +1,49 @@
+"""Fixtures of the real-process test rig (tier 2 of DESIGN.md).
+
+Each fixture starts a real component, yields it, and stops it, leaving no
+process behind. A component that cannot start fails the test with its own
+output; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.rig.http_server import ScheduledServer, start_scheduled_server
+from tests.rig.moto import MotoServer, start_moto_server
+from tests.rig.redis import RedisSentinelSet, RedisServer, start_redis, start_redis_sentinel_set
+
+
+@pytest.fixture
+def scheduled_server(tmp_path: Path) -> Iterator[ScheduledServer]:
+    """The inference server that fails on a schedule the test arms."""
+    server = start_scheduled_server(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """One real redis-server on a free loopback port."""
+    server = start_redis(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinelSet]:
+    """A real primary, two replicas and three Sentinels (quorum 2)."""
+    ha = start_redis_sentinel_set(tmp_path_factory.mktemp("redis-ha"))
+    yield ha
+    ha.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's AWS server mode (ELBv2 and the rest) on a free loopback port."""
+    server = start_moto_server(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()

@@ -1,0 +1,1 @@
+"""The real-process test rig: fixtures that start and stop real components."""
