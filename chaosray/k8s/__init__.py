@@ -1,1 +1,1 @@
-"""k8s domain: activities are added by later issues."""
+"""Kubernetes: pods, nodes, PDBs and StatefulSets (counts, readiness, spread, waits, delete, drain, the pod timeline)."""

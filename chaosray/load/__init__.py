@@ -1,1 +1,1 @@
-"""load domain: activities are added by later issues."""
+"""Load and availability: the K6 control and k6 runners, and the availability monitor."""

@@ -1,1 +1,1 @@
-"""nlb domain: activities are added by later issues."""
+"""The load balancer in front of the Serve proxies: endpoint, health, inference requests, AWS target health."""

@@ -1,1 +1,1 @@
-"""ray domain: activities are added by later issues."""
+"""Ray on Kubernetes (KubeRay): head and worker pods, RayCluster/RayService status, the Ray dashboard."""

@@ -1,1 +1,1 @@
-"""redis domain: activities are added by later issues."""
+"""Redis behind Ray's GCS fault tolerance: StatefulSet health, roles, replication, Sentinel."""
