@@ -1,1 +1,4 @@
-"""Kubernetes: pods, nodes, PDBs and StatefulSets (counts, readiness, spread, waits, delete, drain, the pod timeline)."""
+"""Kubernetes: pods, nodes, PDBs and StatefulSets.
+
+Counts, readiness, spread, waits, delete, drain, the pod timeline.
+"""

@@ -1,1 +1,4 @@
-"""The load balancer in front of the Serve proxies: endpoint, health, inference requests, AWS target health."""
+"""The load balancer in front of the Serve proxies.
+
+Endpoint, health, inference requests, AWS target health.
+"""

@@ -1,1 +1,4 @@
-"""Ray on Kubernetes (KubeRay): head and worker pods, RayCluster/RayService status, the Ray dashboard."""
+"""Ray on Kubernetes (KubeRay).
+
+Head and worker pods, RayCluster/RayService status, the Ray dashboard.
+"""

@@ -1,0 +1,280 @@
+"""Measurements from request streams and events: pure functions, no I/O.
+
+Definitions (they are what every report of this project means):
+
+- **Request**: one inference request, with the time it was *sent* (epoch
+  seconds), whether it *succeeded*, and its latency. A request fails when it
+  gets no HTTP answer (connection refused or reset, timeout, DNS) or an answer
+  the caller does not accept (by default any status outside 200-399). Who sends
+  the requests decides; these functions only read ``ok``.
+- **Success rate**: successes / requests, exact (two integer counters).
+- **Latency percentiles**: over the latencies of *successful* requests (a
+  refused connection has no meaningful latency). Exact (linear interpolation
+  between closest ranks, as numpy's default) while at most ``exact_limit``
+  latencies have been seen; beyond that a DDSketch whose answer is within
+  ``relative_accuracy`` (0.5 % by default) of the exact value of a sample at
+  that rank. ``LatencyStats.exact`` says which one answered.
+- **Downtime window**: a maximal run of consecutive failed requests, ordered by
+  send time. It *starts* at the send time of its first failed request and *ends*
+  at the send time of the first successful request after it (the moment the
+  service was seen to answer again). Its resolution is the request interval: a
+  true outage [a, b) measured with requests every d seconds gives a window
+  whose start is in [a, a+d) and whose end is in [b, b+d), so the measured
+  duration is within d of the true one. A run still failing when the stream
+  ends is *open*: it ends at its last failed request and says so.
+- **Recovery time**: seconds from a disruption (for example a pod's deletion
+  time) to the moment the replacement is ready (for example its Ready
+  condition's lastTransitionTime), both from Kubernetes' own timestamps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ddsketch import DDSketch
+
+__all__: list[str] = []  # pure logic, no activities
+
+DEFAULT_RELATIVE_ACCURACY = 0.005
+DEFAULT_EXACT_LIMIT = 10_000
+PERCENTILES = (50.0, 95.0, 99.0)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as seen by whoever sent it."""
+
+    sent: float
+    ok: bool
+    latency: float | None = None
+    status: int | None = None
+    error: str | None = None
+
+
+def exact_percentile(values: list[float], pct: float) -> float:
+    """Percentile by linear interpolation between closest ranks (numpy's
+    default); ``values`` must be sorted. The reference the tests compare with."""
+    if not values:
+        raise ValueError("no values")
+    rank = (len(values) - 1) * pct / 100.0
+    low = math.floor(rank)
+    high = math.ceil(rank)
+    return values[low] + (values[high] - values[low]) * (rank - low)
+
+
+class LatencyStats:
+    """Latency percentiles over a stream of any length, in bounded memory.
+
+    Exact up to ``exact_limit`` samples; after that a DDSketch with the stated
+    relative accuracy. Memory is O(exact_limit) at most.
+    """
+
+    def __init__(
+        self,
+        exact_limit: int = DEFAULT_EXACT_LIMIT,
+        relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY,
+    ) -> None:
+        self.exact_limit = exact_limit
+        self.relative_accuracy = relative_accuracy
+        self._values: list[float] | None = []
+        self._sketch = DDSketch(relative_accuracy=relative_accuracy)
+        self.count = 0
+        self.minimum = math.inf
+        self.maximum = -math.inf
+
+    @property
+    def exact(self) -> bool:
+        return self._values is not None
+
+    def add(self, latency: float) -> None:
+        self.count += 1
+        self.minimum = min(self.minimum, latency)
+        self.maximum = max(self.maximum, latency)
+        self._sketch.add(latency)
+        if self._values is not None:
+            self._values.append(latency)
+            if len(self._values) > self.exact_limit:
+                self._values = None  # the sketch answers from now on
+
+    def percentile(self, pct: float) -> float | None:
+        if self.count == 0:
+            return None
+        if self._values is not None:
+            self._values.sort()
+            return exact_percentile(self._values, pct)
+        value = self._sketch.get_quantile_value(pct / 100.0)
+        if value is None:
+            return None
+        # The sketch's bucket midpoint can stray past the observed extremes.
+        return min(max(float(value), self.minimum), self.maximum)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            f"p{pct:g}": self.percentile(pct) for pct in PERCENTILES
+        }
+        out["min"] = self.minimum if self.count else None
+        out["max"] = self.maximum if self.count else None
+        out["count"] = self.count
+        out["exact"] = self.exact
+        out["relative_error_bound"] = 0.0 if self.exact else self.relative_accuracy
+        return out
+
+
+@dataclass
+class DowntimeWindow:
+    """A run of consecutive failed requests (see the module's definitions)."""
+
+    start: float
+    end: float
+    failed_requests: int
+    open: bool = False
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "duration_s": self.duration,
+            "failed_requests": self.failed_requests,
+            "open": self.open,
+        }
+
+
+@dataclass
+class RequestStats:
+    """Everything the reports say about a request stream, built in one pass
+    and in bounded memory (no request is kept).
+
+    Requests must be added in send-time order (a monitor does so naturally; a
+    merge of several senders must be sorted first).
+    """
+
+    exact_limit: int = DEFAULT_EXACT_LIMIT
+    relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY
+    total: int = 0
+    succeeded: int = 0
+    first_sent: float | None = None
+    last_sent: float | None = None
+    windows: list[DowntimeWindow] = field(default_factory=list)
+    per_second: dict[int, list[int]] = field(default_factory=dict)
+    _latency: LatencyStats | None = None
+    _open_start: float | None = None
+    _open_last: float = 0.0
+    _open_count: int = 0
+
+    def __post_init__(self) -> None:
+        self._latency = LatencyStats(self.exact_limit, self.relative_accuracy)
+
+    @property
+    def latency(self) -> LatencyStats:
+        assert self._latency is not None
+        return self._latency
+
+    def add(self, request: Request) -> None:
+        if self.last_sent is not None and request.sent < self.last_sent:
+            raise ValueError(
+                f"requests must be added in send-time order ({request.sent} < {self.last_sent})"
+            )
+        self.total += 1
+        if self.first_sent is None:
+            self.first_sent = request.sent
+        self.last_sent = request.sent
+        bucket = self.per_second.setdefault(int(request.sent), [0, 0])
+        if request.ok:
+            self.succeeded += 1
+            bucket[0] += 1
+            if request.latency is not None:
+                self.latency.add(request.latency)
+            if self._open_start is not None:
+                self.windows.append(
+                    DowntimeWindow(self._open_start, request.sent, self._open_count)
+                )
+                self._open_start = None
+        else:
+            bucket[1] += 1
+            if self._open_start is None:
+                self._open_start = request.sent
+                self._open_count = 0
+            self._open_count += 1
+            self._open_last = request.sent
+
+    def add_all(self, requests: Iterable[Request]) -> RequestStats:
+        for request in requests:
+            self.add(request)
+        return self
+
+    @property
+    def failed(self) -> int:
+        return self.total - self.succeeded
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.total if self.total else None
+
+    def downtime_windows(self) -> list[DowntimeWindow]:
+        """Closed windows, plus the open one if the stream ends while failing."""
+        windows = list(self.windows)
+        if self._open_start is not None:
+            windows.append(
+                DowntimeWindow(self._open_start, self._open_last, self._open_count, open=True)
+            )
+        return windows
+
+    def summary(self) -> dict[str, Any]:
+        windows = self.downtime_windows()
+        durations = [w.duration for w in windows]
+        return {
+            "requests": self.total,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "success_rate": self.success_rate,
+            "latency_s": self.latency.summary(),
+            "first_sent": self.first_sent,
+            "last_sent": self.last_sent,
+            "downtime_windows": [w.as_dict() for w in windows],
+            "total_downtime_s": sum(durations),
+            "longest_outage_s": max(durations, default=0.0),
+            "recovered_at": windows[-1].end if windows and not windows[-1].open else None,
+            "still_down": bool(windows and windows[-1].open),
+        }
+
+    def timeline(self) -> list[dict[str, int]]:
+        """Per-second successes and failures, oldest first."""
+        return [
+            {"second": second, "ok": counts[0], "failed": counts[1]}
+            for second, counts in sorted(self.per_second.items())
+        ]
+
+
+def summarize(requests: Iterable[Request], **options: Any) -> dict[str, Any]:
+    """Summary of a request stream (see :class:`RequestStats`)."""
+    return RequestStats(**options).add_all(requests).summary()
+
+
+def to_epoch(value: float | str | datetime) -> float:
+    """Epoch seconds from a number, an aware datetime, or an RFC 3339 string
+    as Kubernetes writes them (``2024-05-01T10:00:00Z``)."""
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp without a time zone: {value!r}")
+    return value.timestamp()
+
+
+def recovery_seconds(
+    disrupted_at: float | str | datetime, recovered_at: float | str | datetime
+) -> float:
+    """Seconds from a disruption to recovery; recovery before the disruption is an error."""
+    start, end = to_epoch(disrupted_at), to_epoch(recovered_at)
+    if end < start:
+        raise ValueError(f"recovery at {recovered_at} precedes the disruption at {disrupted_at}")
+    return end - start

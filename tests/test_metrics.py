@@ -1,0 +1,143 @@
+"""Tier 1: the pure metrics, on hand-made data."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from chaosray.metrics import (
+    LatencyStats,
+    Request,
+    RequestStats,
+    exact_percentile,
+    recovery_seconds,
+    summarize,
+    to_epoch,
+)
+
+
+def _stream(pattern: str, start: float = 1000.0, step: float = 0.1) -> list[Request]:
+    """'.' a success, 'x' a failure, one request every ``step`` seconds."""
+    return [
+        Request(sent=start + i * step, ok=c == ".", latency=0.01 if c == "." else None)
+        for i, c in enumerate(pattern)
+    ]
+
+
+def test_success_rate_is_exact() -> None:
+    summary = summarize(_stream("..x..xx..." * 7))
+    assert summary["requests"] == 70
+    assert summary["failed"] == 21
+    assert summary["success_rate"] == 49 / 70
+
+
+def test_empty_stream() -> None:
+    summary = summarize([])
+    assert summary["requests"] == 0
+    assert summary["success_rate"] is None
+    assert summary["latency_s"]["p99"] is None
+    assert summary["downtime_windows"] == []
+    assert summary["total_downtime_s"] == 0.0
+
+
+def test_downtime_windows_start_at_first_failure_and_end_at_first_success() -> None:
+    summary = summarize(_stream("...xxx....x.."))
+    windows = summary["downtime_windows"]
+    assert [(w["start"], w["end"], w["failed_requests"]) for w in windows] == [
+        (pytest.approx(1000.3), pytest.approx(1000.6), 3),
+        (pytest.approx(1001.0), pytest.approx(1001.1), 1),
+    ]
+    assert summary["total_downtime_s"] == pytest.approx(0.4)
+    assert summary["longest_outage_s"] == pytest.approx(0.3)
+    assert summary["recovered_at"] == pytest.approx(1001.1)
+    assert summary["still_down"] is False
+
+
+def test_a_stream_ending_in_failure_has_an_open_window() -> None:
+    summary = summarize(_stream("..xxxx"))
+    (window,) = summary["downtime_windows"]
+    assert window["open"] is True
+    assert window["start"] == pytest.approx(1000.2)
+    assert window["end"] == pytest.approx(1000.5)
+    assert summary["still_down"] is True
+    assert summary["recovered_at"] is None
+
+
+def test_out_of_order_requests_are_refused() -> None:
+    stats = RequestStats()
+    stats.add(Request(sent=2.0, ok=True))
+    with pytest.raises(ValueError, match="send-time order"):
+        stats.add(Request(sent=1.0, ok=True))
+
+
+def test_measured_downtime_is_within_one_interval_of_the_truth() -> None:
+    rng = random.Random(7)
+    step = 0.1
+    for _ in range(200):
+        down_start = 10 + rng.random() * 5
+        down_len = rng.choice([0.5, 2.0, 10.0]) + rng.random()
+        requests = [
+            Request(sent=t, ok=not (down_start <= t < down_start + down_len), latency=0.01)
+            for t in (i * step for i in range(400))
+        ]
+        (window,) = summarize(requests)["downtime_windows"]
+        assert abs(window["duration_s"] - down_len) <= step + 1e-9
+
+
+def test_exact_percentiles_match_numpy() -> None:
+    rng = random.Random(1)
+    values = [rng.lognormvariate(-3, 1) for _ in range(5000)]
+    stats = LatencyStats()
+    for v in values:
+        stats.add(v)
+    assert stats.exact
+    for pct in (50, 95, 99):
+        assert stats.percentile(pct) == pytest.approx(float(np.percentile(values, pct)), rel=1e-12)
+
+
+def test_streaming_percentiles_within_stated_bound() -> None:
+    rng = random.Random(2)
+    values = [rng.lognormvariate(-3, 1.2) for _ in range(200_000)]
+    stats = LatencyStats(exact_limit=1000, relative_accuracy=0.005)
+    for v in values:
+        stats.add(v)
+    assert not stats.exact
+    summary = stats.summary()
+    assert summary["relative_error_bound"] == 0.005
+    for pct in (50, 95, 99):
+        truth = float(np.percentile(values, pct))
+        assert abs(stats.percentile(pct) - truth) / truth < 0.01  # type: ignore[operator]
+
+
+def test_percentiles_only_count_successful_requests() -> None:
+    requests = [Request(sent=float(i), ok=True, latency=1.0) for i in range(10)]
+    requests.append(Request(sent=11.0, ok=False, latency=30.0))
+    assert summarize(requests)["latency_s"]["max"] == 1.0
+
+
+def test_exact_percentile_of_one_value() -> None:
+    assert exact_percentile([3.0], 99) == 3.0
+    with pytest.raises(ValueError):
+        exact_percentile([], 50)
+
+
+def test_timeline_counts_per_second() -> None:
+    stats = RequestStats().add_all(_stream("....xxxx..", start=100.0, step=0.25))
+    assert stats.timeline() == [
+        {"second": 100, "ok": 4, "failed": 0},
+        {"second": 101, "ok": 0, "failed": 4},
+        {"second": 102, "ok": 2, "failed": 0},
+    ]
+
+
+def test_recovery_seconds_from_kubernetes_timestamps() -> None:
+    assert recovery_seconds("2024-05-01T10:00:00Z", "2024-05-01T10:01:30Z") == 90.0
+    deleted = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
+    assert recovery_seconds(deleted, "2024-05-01T10:00:07Z") == 7.0
+    with pytest.raises(ValueError, match="precedes"):
+        recovery_seconds("2024-05-01T10:01:00Z", "2024-05-01T10:00:00Z")
+    with pytest.raises(ValueError, match="time zone"):
+        to_epoch(datetime(2024, 5, 1))
