@@ -9,7 +9,9 @@ __all__ = ["__version__", "discover"]
 
 # The modules whose ``__all__`` lists activities, in the order `chaos discover`
 # shows them. A module is listed once it has activities: no empty placeholders.
-ACTIVITY_MODULES: list[str] = []
+ACTIVITY_MODULES: list[str] = [
+    "chaosray.load.probes",
+]
 
 
 def discover(discover_system: bool = True) -> dict[str, Any]:

@@ -113,9 +113,7 @@ class LatencyStats:
         return min(max(float(value), self.minimum), self.maximum)
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            f"p{pct:g}": self.percentile(pct) for pct in PERCENTILES
-        }
+        out: dict[str, Any] = {f"p{pct:g}": self.percentile(pct) for pct in PERCENTILES}
         out["min"] = self.minimum if self.count else None
         out["max"] = self.maximum if self.count else None
         out["count"] = self.count

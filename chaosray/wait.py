@@ -29,7 +29,7 @@ class WaitTimeout(TimeoutError):
 
 
 def wait_until(
-    condition: Callable[[], T | None],
+    condition: Callable[[], T],
     *,
     timeout: float,
     description: str,

@@ -21,9 +21,19 @@ def _chaos() -> str:
 def test_chaos_discover_writes_every_activity(tmp_path: Path) -> None:
     out = tmp_path / "discovery.json"
     done = subprocess.run(
-        [_chaos(), "--no-log-file", "discover", "chaostoolkit-ray", "--no-install",
-         "--discovery-path", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            _chaos(),
+            "--no-log-file",
+            "discover",
+            "chaostoolkit-ray",
+            "--no-install",
+            "--discovery-path",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     discovery = json.loads(out.read_text())
@@ -62,7 +72,9 @@ def test_every_activity_module_is_registered() -> None:
 
 def test_chaos_info_lists_the_extension() -> None:
     done = subprocess.run(
-        [_chaos(), "--no-log-file", "info", "extensions"], capture_output=True, text=True,
+        [_chaos(), "--no-log-file", "info", "extensions"],
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr

@@ -129,9 +129,7 @@ def test_redis_start_failure_shows_redis_own_error(tmp_path: Path) -> None:
     try:
         # A second server on a bad option fails with redis-server's own words.
         with pytest.raises(ComponentFailed, match=r"(?i)bad directive|wrong number|FATAL"):
-            proc = ManagedProcess(
-                "bad-redis", ["redis-server", "--port", "not-a-port"], tmp_path
-            )
+            proc = ManagedProcess("bad-redis", ["redis-server", "--port", "not-a-port"], tmp_path)
             proc.wait_ready(lambda: False, 10, "bad redis to answer")
     finally:
         first.stop()
@@ -185,8 +183,9 @@ def test_moto_serves_elbv2_target_health(moto_server: MotoServer) -> None:
 
 def test_moto_leaves_nothing_behind(tmp_path: Path) -> None:
     server = start_moto_server(tmp_path)
-    assert json.loads(
-        requests.get(f"{server.endpoint_url}/moto-api/data.json", timeout=5).text
-    ) is not None
+    assert (
+        json.loads(requests.get(f"{server.endpoint_url}/moto-api/data.json", timeout=5).text)
+        is not None
+    )
     server.stop()
     assert _gone(server.process, server.port)

@@ -40,8 +40,15 @@ def run_k6(
     summary_path = work_dir / f"{script.stem}-summary.json"
     proc = ManagedProcess(
         f"k6-{script.stem}",
-        [k6_binary(), "run", "--no-usage-report", "--quiet",
-         "--summary-export", str(summary_path), str(script)],
+        [
+            k6_binary(),
+            "run",
+            "--no-usage-report",
+            "--quiet",
+            "--summary-export",
+            str(summary_path),
+            str(script),
+        ],
         work_dir,
         env=env,
     )

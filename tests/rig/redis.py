@@ -40,9 +40,7 @@ class RedisServer:
         return f"redis://{auth}{self.host}:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(
-            host=self.host, port=self.port, password=self.password, socket_timeout=2
-        )
+        return redis.Redis(host=self.host, port=self.port, password=self.password, socket_timeout=2)
 
     def stop(self) -> None:
         self.process.stop()
@@ -62,13 +60,20 @@ def start_redis(
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         redis_server_binary(),
-        "--bind", host,
-        "--port", str(port),
-        "--dir", str(data_dir),
-        "--save", "",
-        "--appendonly", "no",
-        "--protected-mode", "no",
-        "--daemonize", "no",
+        "--bind",
+        host,
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "no",
+        "--daemonize",
+        "no",
     ]
     if password:
         argv += ["--requirepass", password, "--masterauth", password]
