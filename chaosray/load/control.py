@@ -1,0 +1,228 @@
+"""The K6 control: load runs for the whole experiment.
+
+Declare it at experiment level::
+
+    "controls": [{
+        "name": "k6-load",
+        "provider": {
+            "type": "python",
+            "module": "chaosray.load.control",
+            "arguments": {"target_url": "${inference_base_url}", "rate": 10}
+        }
+    }]
+
+k6 starts before the steady-state hypothesis and is stopped when the
+experiment ends (after the rollbacks); its results go into the journal as a
+run entry named ``k6-load`` (which ``chaos report`` shows) and under
+``journal["chaosray"]["k6"]``. ``cleanup_control`` stops it too, so an
+interrupted experiment (Ctrl-C) never leaves load running.
+
+A run whose thresholds failed (k6 exit code 99, or a threshold marked failed
+in the summary) is a *failed* run entry, never a success.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from chaoslib.exceptions import ActivityFailed, InterruptExecution, InvalidActivity
+from chaoslib.types import Configuration, Experiment, Journal, Secrets
+
+from chaosray.inference import InferenceTarget, send
+from chaosray.load.k6 import LocalK6, stop_all_local_runs
+
+__all__ = [
+    "after_experiment_control",
+    "before_experiment_control",
+    "cleanup_control",
+    "validate_control",
+]
+
+logger = logging.getLogger("chaostoolkit")
+
+MODES = ("local",)
+DURATION_RE = re.compile(r"^(\d+(\.\d+)?(ms|s|m|h))+$")
+MAX_RATE = 10_000
+RUN_NAME = "k6-load"
+
+# The runs this control started, with whether to keep their raw output.
+_active: list[tuple[LocalK6, bool]] = []
+
+
+def _settings(
+    target_url: str,
+    mode: str = "local",
+    path: str = "/",
+    method: str = "POST",
+    payload: str = "{}",
+    rate: int = 10,
+    duration: str = "1h",
+    timeout: str = "5s",
+    threshold_failure_rate: float | None = 0.05,
+    threshold_p95_ms: float | None = None,
+    threshold_p99_ms: float | None = None,
+    expect_status: list[int] | None = None,
+    results_dir: str | None = None,
+    preflight: bool = True,
+    k6_binary: str | None = None,
+    script: str | None = None,
+    keep_output: bool = False,
+) -> dict[str, Any]:
+    """Check the control's arguments; raise ``ValueError`` naming the bad one."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if not isinstance(target_url, str) or not re.match(r"^https?://[^/\s]+", target_url):
+        raise ValueError(f"target_url {target_url!r} is not an http(s) URL")
+    if not isinstance(rate, int) or isinstance(rate, bool) or not 0 < rate <= MAX_RATE:
+        raise ValueError(
+            f"rate must be a whole number of requests/s in 1..{MAX_RATE}, got {rate!r}"
+        )
+    for name, value in (("duration", duration), ("timeout", timeout)):
+        if not isinstance(value, str) or not DURATION_RE.match(value):
+            raise ValueError(
+                f"{name} must be a k6 duration such as 90s, 5m or 1h30m, got {value!r}"
+            )
+    if method.upper() not in ("GET", "POST", "PUT"):
+        raise ValueError(f"method {method!r} is not one of GET, POST, PUT")
+    env = {
+        "TARGET_URL": target_url,
+        "TARGET_PATH": path if path.startswith("/") else "/" + path,
+        "METHOD": method.upper(),
+        "PAYLOAD": payload,
+        "RATE": str(rate),
+        "DURATION": duration,
+        "TIMEOUT": timeout,
+        "THRESHOLD_FAILURE_RATE": ""
+        if threshold_failure_rate is None
+        else str(threshold_failure_rate),
+        "THRESHOLD_P95_MS": "" if threshold_p95_ms is None else str(threshold_p95_ms),
+        "THRESHOLD_P99_MS": "" if threshold_p99_ms is None else str(threshold_p99_ms),
+        "EXPECT_STATUS": ",".join(str(s) for s in expect_status or []),
+    }
+    return {
+        "mode": mode,
+        "env": env,
+        "results_dir": results_dir,
+        "preflight": preflight,
+        "k6_binary": k6_binary,
+        "script": script,
+        "keep_output": keep_output,
+        "expect_status": expect_status,
+    }
+
+
+def validate_control(control: dict[str, Any]) -> None:
+    """`chaos validate`: refuse bad arguments before anything runs."""
+    arguments = dict(control.get("provider", {}).get("arguments", {}))
+    if any(isinstance(v, str) and "${" in v for v in arguments.values()):
+        return  # substituted at run time; checked then
+    try:
+        _settings(**arguments)
+    except (TypeError, ValueError) as exc:
+        raise InvalidActivity(f"control {control.get('name')!r}: {exc}") from None
+
+
+def _preflight(settings: dict[str, Any]) -> None:
+    env = settings["env"]
+    url = env["TARGET_URL"].rstrip("/") + env["TARGET_PATH"]
+    target = InferenceTarget.build(
+        url, env["METHOD"], env["PAYLOAD"], expect_status=settings["expect_status"]
+    )
+    with requests.Session() as session:
+        first = send(session, target)
+    if not first.ok:
+        raise ActivityFailed(f"k6 target {url} does not answer: {first.error}")
+
+
+def before_experiment_control(
+    context: Experiment,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+    **arguments: Any,
+) -> None:
+    """Start k6 before the experiment; interrupt the experiment with a clear
+    message if it cannot start (bad argument, no k6, unreachable target)."""
+    try:
+        settings = _settings(**arguments)
+        if settings["preflight"]:
+            _preflight(settings)
+        work_dir = Path(settings["results_dir"] or tempfile.mkdtemp(prefix="chaosray-k6-"))
+        work_dir.mkdir(parents=True, exist_ok=True)
+        script = Path(settings["script"]) if settings["script"] else None
+        run = LocalK6(settings["env"], work_dir, script, settings["k6_binary"])
+        run.start()
+    except (TypeError, ValueError, ActivityFailed) as exc:
+        logger.error(f"K6 control: cannot start the load: {exc}")
+        raise InterruptExecution(f"K6 control: cannot start the load: {exc}") from None
+    _active.append((run, bool(settings["keep_output"])))
+    env = settings["env"]
+    logger.info(f"K6 control: load running at {env['RATE']}/s against {env['TARGET_URL']}")
+
+
+def after_experiment_control(
+    context: Experiment,
+    state: Journal,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+    **arguments: Any,
+) -> None:
+    """Stop k6, read its results and add them to the journal."""
+    while _active:
+        run, keep_output = _active.pop()
+        started = time.time()
+        try:
+            run.stop()
+            result = run.result()
+        except Exception as exc:  # the journal must say what happened, whatever it was
+            logger.error(f"K6 control: collecting the results failed: {exc}")
+            result = {"mode": "local", "status": "error", "error": str(exc)}
+        if not keep_output:
+            run.output_path.unlink(missing_ok=True)
+        record_in_journal(state, result, arguments, started)
+
+
+def cleanup_control() -> None:
+    """Stop any load still running (interrupted experiment)."""
+    _active.clear()
+    stopped = stop_all_local_runs()
+    if stopped:
+        logger.warning(f"K6 control: stopped {stopped} k6 run(s) left running")
+
+
+def record_in_journal(
+    journal: Journal, result: dict[str, Any], arguments: dict[str, Any], collected_at: float
+) -> None:
+    """A run entry ``k6-load`` (failed unless the load passed) and
+    ``journal["chaosray"]["k6"]``."""
+    status = result.get("status")
+    started_at = result.get("started_at") or collected_at
+    ended_at = result.get("ended_at") or time.time()
+    entry: dict[str, Any] = {
+        "activity": {
+            "type": "probe",
+            "name": RUN_NAME,
+            "provider": {
+                "type": "python",
+                "module": "chaosray.load.control",
+                "func": "k6_load",
+                "arguments": {k: v for k, v in arguments.items() if k != "secrets"},
+            },
+        },
+        "output": result,
+        "start": datetime.fromtimestamp(started_at, UTC).isoformat(),
+        "end": datetime.fromtimestamp(ended_at, UTC).isoformat(),
+        "duration": ended_at - started_at,
+        "status": "succeeded" if status == "passed" else "failed",
+    }
+    if status != "passed":
+        reason = result.get("error") or result.get("exit_reason") or status
+        entry["exception"] = [f"k6 load {status}: {reason}\n"]
+    journal.setdefault("run", []).append(entry)
+    journal.setdefault("chaosray", {})["k6"] = result

@@ -1,0 +1,1 @@
+../chaosray/load/assets/load.js

@@ -1,0 +1,68 @@
+"""Run experiments with the real ``chaos`` command and read their journals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def chaos_binary() -> str:
+    return str(Path(sys.executable).with_name("chaos"))
+
+
+@dataclass
+class ChaosRun:
+    returncode: int
+    journal: dict[str, Any]
+    console: str  # what the user sees
+    log: str  # the console, then chaostoolkit.log (debug level, with tracebacks)
+
+    def run_entry(self, name: str) -> dict[str, Any]:
+        return next(r for r in self.journal["run"] if r["activity"]["name"] == name)
+
+
+def run_experiment(
+    experiment: dict[str, Any],
+    work_dir: Path,
+    *,
+    extra_args: tuple[str, ...] = (),
+    timeout: float = 300,
+    interrupt_after: float | None = None,
+) -> ChaosRun:
+    """``chaos run`` the experiment; optionally send SIGINT (Ctrl-C) after
+    ``interrupt_after`` seconds."""
+    path = work_dir / "experiment.json"
+    path.write_text(json.dumps(experiment, indent=2))
+    journal_path = work_dir / "journal.json"
+    log_path = work_dir / "chaostoolkit.log"
+    argv = [
+        chaos_binary(), "--log-file", str(log_path), "run",
+        "--journal-path", str(journal_path), *extra_args, str(path),
+    ]  # fmt: skip
+    with subprocess.Popen(
+        argv, cwd=work_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        if interrupt_after is not None:
+            time.sleep(interrupt_after)
+            proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=timeout)
+    journal = json.loads(journal_path.read_text()) if journal_path.exists() else {}
+    log = log_path.read_text() if log_path.exists() else ""
+    return ChaosRun(proc.returncode, journal, out, out + log)
+
+
+def validate_experiment(
+    experiment: dict[str, Any], work_dir: Path
+) -> subprocess.CompletedProcess[str]:
+    path = work_dir / "experiment.json"
+    path.write_text(json.dumps(experiment, indent=2))
+    return subprocess.run(
+        [chaos_binary(), "--no-log-file", "validate", str(path)],
+        capture_output=True, text=True, timeout=120, cwd=work_dir,
+    )  # fmt: skip
