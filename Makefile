@@ -4,12 +4,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test setup lint pytest clean
+.PHONY: test setup cluster-binaries cluster-up cluster-down lint pytest clean
 
-test: setup lint pytest
+test: setup cluster-binaries lint pytest
 
 setup:
 	bash scripts/setup.sh
+
+# kube-apiserver & co, etcd, kwok, the KubeRay operator: built from the Go
+# module proxy into ~/.cache/chaosray (minutes the first time, seconds after).
+cluster-binaries:
+	bash scripts/cluster-binaries.sh
+
+# A test cluster with the reference topology, for humans (KUBECONFIG printed).
+cluster-up: setup cluster-binaries
+	$(PY) -m tests.rig.kube up
+
+cluster-down:
+	$(PY) -m tests.rig.kube down
 
 lint:
 	$(VENV)/bin/ruff check chaosray tests benchmarks

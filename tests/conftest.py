@@ -13,6 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.rig.http_server import ScheduledServer, start_scheduled_server
+from tests.rig.kube import (
+    KubeCluster,
+    apply_topology,
+    restore_topology,
+    start_cluster,
+    wait_topology,
+)
 from tests.rig.moto import MotoServer, start_moto_server
 from tests.rig.redis import RedisSentinelSet, RedisServer, start_redis, start_redis_sentinel_set
 
@@ -47,3 +54,30 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
     server = start_moto_server(tmp_path_factory.mktemp("moto"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """A real control plane (kwokctl binary runtime) with 4 kwok nodes, the
+    KubeRay operator and the test LB controller; or the cluster of
+    CHAOSRAY_TEST_KUBECONFIG."""
+    cluster = start_cluster(tmp_path_factory.mktemp("kube"))
+    yield cluster
+    cluster.stop()
+    assert not cluster.leftovers(), "the test cluster left processes behind"
+
+
+@pytest.fixture(scope="session")
+def _topology_applied(kube_cluster: KubeCluster) -> KubeCluster:
+    apply_topology(kube_cluster)
+    return kube_cluster
+
+
+@pytest.fixture
+def topology(_topology_applied: KubeCluster) -> Iterator[KubeCluster]:
+    """The reference deployment of deploy/, healthy before the test; after it
+    the nodes are uncordoned and the test waits for the topology to heal, so
+    the next test starts from the same state."""
+    wait_topology(_topology_applied)
+    yield _topology_applied
+    restore_topology(_topology_applied)
