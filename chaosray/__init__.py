@@ -10,6 +10,8 @@ __all__ = ["__version__", "discover"]
 # The modules whose ``__all__`` lists activities, in the order `chaos discover`
 # shows them. A module is listed once it has activities: no empty placeholders.
 ACTIVITY_MODULES: list[str] = [
+    "chaosray.k8s.probes",
+    "chaosray.k8s.actions",
     "chaosray.load.probes",
 ]
 

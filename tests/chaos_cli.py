@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ def run_experiment(
     extra_args: tuple[str, ...] = (),
     timeout: float = 300,
     interrupt_after: float | None = None,
+    env: dict[str, str] | None = None,
 ) -> ChaosRun:
     """``chaos run`` the experiment; optionally send SIGINT (Ctrl-C) after
     ``interrupt_after`` seconds."""
@@ -46,7 +48,12 @@ def run_experiment(
         "--journal-path", str(journal_path), *extra_args, str(path),
     ]  # fmt: skip
     with subprocess.Popen(
-        argv, cwd=work_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        argv,
+        cwd=work_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
     ) as proc:
         if interrupt_after is not None:
             time.sleep(interrupt_after)

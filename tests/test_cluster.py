@@ -8,7 +8,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from chaosray.wait import wait_until
-from tests.rig.kube import HEAD, NAMESPACE, REDIS, WORKERS, KubeCluster, ready_pods
+from tests.rig.kube import HEAD, NAMESPACE, REDIS, WORKERS, KubeCluster, make_test_pod, ready_pods
 
 
 def _evict(core: client.CoreV1Api, name: str) -> None:
@@ -96,16 +96,7 @@ def test_a_cordoned_node_receives_no_new_pod(topology: KubeCluster) -> None:
     core = topology.core()
     node = core.list_node().items[0].metadata.name
     _cordon(core, node)
-    pod = client.V1Pod(
-        metadata=client.V1ObjectMeta(
-            name="pinned-to-cordoned", labels={"rig.chaosray/test-pod": "true"}
-        ),
-        spec=client.V1PodSpec(
-            node_selector={"kubernetes.io/hostname": node},
-            containers=[client.V1Container(name="c", image="busybox")],
-        ),
-    )
-    core.create_namespaced_pod(NAMESPACE, pod)
+    core.create_namespaced_pod(NAMESPACE, make_test_pod("pinned-to-cordoned", node=node))
 
     def unschedulable() -> bool:
         got = core.read_namespaced_pod("pinned-to-cordoned", NAMESPACE)

@@ -217,6 +217,28 @@ def ready_pods(core: client.CoreV1Api, selector: str, namespace: str = NAMESPACE
 WORKERS = "ray.io/cluster=ray-serve,ray.io/node-type=worker"
 HEAD = "ray.io/cluster=ray-serve,ray.io/node-type=head"
 REDIS = "app=redis"
+TEST_POD_LABEL = "rig.chaosray/test-pod"
+
+
+def make_test_pod(
+    name: str,
+    labels: dict[str, str] | None = None,
+    node: str | None = None,
+    finalizer: bool = False,
+) -> client.V1Pod:
+    """A pod a test creates (restore_topology removes it), optionally pinned to
+    a node and held by a finalizer so that it stays Terminating once deleted."""
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(
+            name=name,
+            labels={TEST_POD_LABEL: "true", **(labels or {})},
+            finalizers=["rig.chaosray/hold"] if finalizer else None,
+        ),
+        spec=client.V1PodSpec(
+            node_selector={"kubernetes.io/hostname": node} if node else None,
+            containers=[client.V1Container(name="c", image="busybox")],
+        ),
+    )
 
 
 def topology_ready(cluster: KubeCluster) -> bool:
@@ -250,7 +272,19 @@ def restore_topology(cluster: KubeCluster, timeout: float = 120) -> None:
     for node in core.list_node().items:
         if node.spec.unschedulable:
             core.patch_node(node.metadata.name, {"spec": {"unschedulable": None}})
-    core.delete_collection_namespaced_pod(NAMESPACE, label_selector="rig.chaosray/test-pod")
+    for pod in core.list_namespaced_pod(NAMESPACE, label_selector=TEST_POD_LABEL).items:
+        if pod.metadata.finalizers:
+            core.patch_namespaced_pod(
+                pod.metadata.name, NAMESPACE, {"metadata": {"finalizers": None}}
+            )
+    core.delete_collection_namespaced_pod(
+        NAMESPACE, label_selector=TEST_POD_LABEL, grace_period_seconds=0
+    )
+    wait_until(
+        lambda: not core.list_namespaced_pod(NAMESPACE, label_selector=TEST_POD_LABEL).items,
+        timeout=30,
+        description="test pods to be gone",
+    )
     wait_topology(cluster, timeout)
 
 

@@ -1,0 +1,300 @@
+"""Pod reading shared by the Kubernetes probes and actions (no activities).
+
+- One list call per question, label and field selectors applied server-side.
+- "Ready" means the Ready condition is True *and* the pod is not being
+  deleted (chaostoolkit-kubernetes counts Terminating pods as running; we
+  do not).
+- API errors become ``ActivityFailed`` messages that say what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from chaoslib.exceptions import ActivityFailed
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from chaosray.k8s.client import REQUEST_TIMEOUT
+from chaosray.retry import retry_read
+
+__all__: list[str] = []  # helpers, not activities
+
+logger = logging.getLogger("chaostoolkit")
+
+T = TypeVar("T")
+
+
+def api_message(exc: ApiException) -> str:
+    """The API server's own message of an error (its Status body), else the reason."""
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason or "")
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason or "")
+
+
+def explain(exc: ApiException, what: str) -> ActivityFailed:
+    """An ``ActivityFailed`` naming what failed and why, from an API error."""
+    reason = api_message(exc)
+    hints = {
+        400: "check the selector syntax (for example app=redis,tier in (a,b))",
+        401: "the credentials of the kubeconfig were refused",
+        403: "the kubeconfig's user is not allowed to do this (RBAC)",
+        404: "it does not exist; check the name and namespace",
+        429: "the API server refused (for an eviction: a PodDisruptionBudget)",
+    }
+    hint = hints.get(exc.status or 0, "")
+    return ActivityFailed(
+        f"{what} failed: HTTP {exc.status} {reason}" + (f" ({hint})" if hint else "")
+    )
+
+
+def read(call: Callable[[], T], what: str) -> T:
+    """A read with the project's retry on transient errors, API errors explained."""
+    try:
+        return retry_read(call, description=what)
+    except ApiException as exc:
+        raise explain(exc, what) from None
+
+
+def ensure_namespace(core: client.CoreV1Api, namespace: str) -> None:
+    """Fail clearly for a namespace that does not exist (a list in it would
+    just be empty). Called only when a list came back empty, to keep probes at
+    one API call in the common case."""
+    try:
+        retry_read(
+            lambda: core.read_namespace(namespace, _request_timeout=REQUEST_TIMEOUT),
+            description=f"read namespace {namespace}",
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            raise ActivityFailed(f"namespace {namespace!r} does not exist") from None
+        if exc.status != 403:  # not allowed to read namespaces: nothing to tell
+            raise explain(exc, f"read namespace {namespace}") from None
+
+
+def list_pods(
+    core: client.CoreV1Api,
+    namespace: str,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+) -> Any:
+    """One list call (retried on transient errors); returns the V1PodList."""
+    what = f"list pods in {namespace!r}" + (
+        f" with selector {label_selector!r}" if label_selector else ""
+    )
+    kwargs: dict[str, Any] = {"_request_timeout": REQUEST_TIMEOUT}
+    if label_selector:
+        kwargs["label_selector"] = label_selector
+    if field_selector:
+        kwargs["field_selector"] = field_selector
+    return read(lambda: core.list_namespaced_pod(namespace, **kwargs), what)
+
+
+def require_pods(
+    core: client.CoreV1Api, namespace: str, label_selector: str
+) -> tuple[list[Any], str]:
+    """The pods of a selector, failing clearly when there are none (after
+    telling a missing namespace apart). Returns the pods and the list's
+    resourceVersion (to start a watch from)."""
+    if not label_selector or not label_selector.strip():
+        raise ActivityFailed("label_selector is empty: name the pods, for example app=redis")
+    listing = list_pods(core, namespace, label_selector)
+    if not listing.items:
+        ensure_namespace(core, namespace)
+        raise ActivityFailed(f"no pod in namespace {namespace!r} matches {label_selector!r}")
+    return list(listing.items), str(listing.metadata.resource_version)
+
+
+def pick_pod(pods: list[Any], pick: str = "oldest", seed: int | None = None) -> Any:
+    """Choose one pod: the ``oldest`` (creation time, then name), or a
+    ``random`` one, reproducible with ``seed``."""
+    if not pods:
+        raise ActivityFailed("no pod to choose from")
+    if pick == "oldest":
+        return min(pods, key=lambda p: (p.metadata.creation_timestamp, p.metadata.name))
+    if pick == "random":
+        return random.Random(seed).choice(sorted(pods, key=lambda p: p.metadata.name))
+    raise ActivityFailed(f"pick must be 'oldest' or 'random', got {pick!r}")
+
+
+def condition(pod: Any, kind: str) -> Any | None:
+    for cond in (pod.status.conditions if pod.status else None) or []:
+        if cond.type == kind:
+            return cond
+    return None
+
+
+def is_terminating(pod: Any) -> bool:
+    return pod.metadata.deletion_timestamp is not None
+
+
+def is_ready(pod: Any) -> bool:
+    """Ready condition True and not being deleted."""
+    ready = condition(pod, "Ready")
+    return ready is not None and ready.status == "True" and not is_terminating(pod)
+
+
+def is_running(pod: Any) -> bool:
+    return bool(pod.status and pod.status.phase == "Running") and not is_terminating(pod)
+
+
+def ready_since(pod: Any) -> datetime | None:
+    """When the pod last became Ready (the API server's timestamp, 1 s resolution)."""
+    ready = condition(pod, "Ready")
+    if ready is None or ready.status != "True":
+        return None
+    return ready.last_transition_time  # type: ignore[no-any-return]
+
+
+def describe(pod: Any) -> dict[str, Any]:
+    """What the probes say about a pod."""
+    ready = condition(pod, "Ready")
+    return {
+        "name": pod.metadata.name,
+        "node": pod.spec.node_name,
+        "phase": pod.status.phase if pod.status else None,
+        "ready": is_ready(pod),
+        "terminating": is_terminating(pod),
+        "created": _iso(pod.metadata.creation_timestamp),
+        "ready_since": _iso(ready.last_transition_time)
+        if ready and ready.status == "True"
+        else None,
+        "uid": pod.metadata.uid,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@dataclass
+class Disruption:
+    """A pod our actions deleted or evicted, with the API server's timestamp."""
+
+    namespace: str
+    label_selector: str | None
+    pod: str
+    node: str | None
+    at: datetime
+    kind: str  # "delete" or "evict"
+
+
+_disruptions: list[Disruption] = []
+_disruptions_lock = threading.Lock()
+
+
+def record_disruption(disruption: Disruption) -> None:
+    with _disruptions_lock:
+        _disruptions.append(disruption)
+
+
+def last_disruption(namespace: str, label_selector: str | None = None) -> Disruption | None:
+    """The latest disruption our actions made in a namespace (for a selector
+    when given), so a wait can measure recovery from it."""
+    with _disruptions_lock:
+        for item in reversed(_disruptions):
+            if item.namespace == namespace and (
+                label_selector is None
+                or item.label_selector is None
+                or item.label_selector == label_selector
+            ):
+                return item
+    return None
+
+
+def _resource_version(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return str(obj["metadata"]["resourceVersion"])
+    return str(obj.metadata.resource_version)
+
+
+def watch_pods(
+    core: client.CoreV1Api,
+    namespace: str | None,
+    label_selector: str | None,
+    resource_version: str,
+    deadline: float,
+    field_selector: str | None = None,
+) -> Iterator[tuple[str, Any]]:
+    """Pod events ``(type, pod)`` until ``deadline`` (monotonic), in one
+    namespace or all (``namespace=None``), resuming after dropped watches.
+    After a 410 (history expired) it relists and yields ``("RELIST", [pods])``:
+    consumers then replace their state."""
+    version = resource_version
+    selectors: dict[str, Any] = {}
+    if label_selector:
+        selectors["label_selector"] = label_selector
+    if field_selector:
+        selectors["field_selector"] = field_selector
+    if namespace is None:
+        lister: Callable[..., Any] = core.list_pod_for_all_namespaces
+        args: tuple[Any, ...] = ()
+    else:
+        lister, args = core.list_namespaced_pod, (namespace,)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        stream = watch.Watch()
+        try:
+            for event in stream.stream(
+                lister,
+                *args,
+                resource_version=version,
+                timeout_seconds=max(1, int(remaining)),
+                allow_watch_bookmarks=True,
+                _request_timeout=(REQUEST_TIMEOUT[0], remaining + 5),
+                **selectors,
+            ):
+                obj = event["object"]
+                if event["type"] == "BOOKMARK":
+                    version = _resource_version(obj)
+                    continue
+                if event["type"] == "ERROR":
+                    raise ApiException(status=410, reason="watch expired")
+                version = obj.metadata.resource_version
+                yield event["type"], obj
+                if time.monotonic() >= deadline:
+                    return
+        except ApiException as exc:
+            if exc.status != 410:
+                raise
+            listing = read(
+                lambda: lister(*args, _request_timeout=REQUEST_TIMEOUT, **selectors), "relist pods"
+            )
+            version = listing.metadata.resource_version
+            yield "RELIST", list(listing.items)
+        except Exception as exc:  # connection dropped mid-watch: resume
+            if time.monotonic() >= deadline:
+                return
+            logger.debug(f"pod watch interrupted ({exc}); resuming")
+            time.sleep(0.2)
+        finally:
+            stream.stop()
+
+
+class PodSet:
+    """Pods by name, kept current from a list and then watch events."""
+
+    def __init__(self, pods: list[Any]) -> None:
+        self.pods = {p.metadata.name: p for p in pods}
+
+    def apply(self, kind: str, obj: Any) -> None:
+        if kind == "RELIST":
+            self.pods = {p.metadata.name: p for p in obj}
+        elif kind == "DELETED":
+            self.pods.pop(obj.metadata.name, None)
+        else:
+            self.pods[obj.metadata.name] = obj
+
+    def ready(self) -> list[Any]:
+        return [p for p in self.pods.values() if is_ready(p)]

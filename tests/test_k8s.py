@@ -1,0 +1,519 @@
+"""Kubernetes probes and actions against the real test cluster."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+from kubernetes import client
+
+from chaosray.k8s import actions, probes
+from chaosray.k8s.actions import CORDON_LABEL
+from chaosray.wait import wait_until
+from tests.chaos_cli import run_experiment
+from tests.rig.kube import (
+    NAMESPACE,
+    REDIS,
+    WORKERS,
+    KubeCluster,
+    make_test_pod,
+    ready_pods,
+)
+
+WORKER_PDB = "ray-worker-pdb"
+
+
+@pytest.fixture
+def k8s(topology: KubeCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeCluster]:
+    """The topology, with KUBECONFIG pointing the activities at it."""
+    monkeypatch.setenv("KUBECONFIG", str(topology.kubeconfig))
+    monkeypatch.delenv("KUBERNETES_CONTEXT", raising=False)
+    yield topology
+
+
+def _worker_names(core: client.CoreV1Api) -> set[str]:
+    return {p.metadata.name for p in ready_pods(core, WORKERS)}
+
+
+def _cordon(core: client.CoreV1Api, node: str) -> None:
+    core.patch_node(node, {"spec": {"unschedulable": True}})
+
+
+def _block_replacements(core: client.CoreV1Api, victim: Any) -> None:
+    """Cordon every node a replacement worker could go to (the free node and
+    the victim's), so a deleted worker stays gone."""
+    used = {p.spec.node_name for p in ready_pods(core, WORKERS)}
+    for node in core.list_node().items:
+        name = node.metadata.name
+        if name not in used or name == victim.spec.node_name:
+            _cordon(core, name)
+
+
+def _take_one_worker_away(core: client.CoreV1Api) -> Any:
+    victim = sorted(ready_pods(core, WORKERS), key=lambda p: p.metadata.name)[0]
+    _block_replacements(core, victim)
+    core.delete_namespaced_pod(victim.metadata.name, NAMESPACE)
+    wait_until(
+        lambda: len(ready_pods(core, WORKERS)) == 2,
+        timeout=30,
+        description="one worker gone",
+    )
+    policy = client.PolicyV1Api(core.api_client)
+    wait_until(
+        lambda: (
+            policy.read_namespaced_pod_disruption_budget(
+                WORKER_PDB, NAMESPACE
+            ).status.disruptions_allowed
+            == 0
+        ),
+        timeout=30,
+        description="the PDB to allow no disruption",
+    )
+    return victim
+
+
+# --- counts and readiness -----------------------------------------------------------------------
+
+
+def test_counts_exclude_terminating_pods(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    selector = "app=held"
+    core.create_namespaced_pod(
+        NAMESPACE, make_test_pod("held-1", {"app": "held"}, node="node-a", finalizer=True)
+    )
+    core.create_namespaced_pod(NAMESPACE, make_test_pod("held-2", {"app": "held"}, node="node-a"))
+    wait_until(
+        lambda: probes.count_ready_pods(selector, NAMESPACE) == 2,
+        timeout=30,
+        description="two held pods Ready",
+    )
+    core.delete_namespaced_pod("held-1", NAMESPACE)  # held by its finalizer: Terminating
+    wait_until(
+        lambda: core.read_namespaced_pod("held-1", NAMESPACE).metadata.deletion_timestamp,
+        timeout=10,
+        description="held-1 Terminating",
+    )
+    counts = probes.pod_counts(selector, NAMESPACE)
+    assert counts["total"] == 2
+    assert counts["terminating"] == 1
+    assert counts["ready"] == 1
+    assert counts["running"] == 1
+    assert {p["name"]: p["ready"] for p in counts["pods"]} == {"held-1": False, "held-2": True}
+
+
+def test_counts_of_the_reference_topology(k8s: KubeCluster) -> None:
+    assert probes.count_ready_pods(WORKERS, NAMESPACE) == 3
+    assert probes.count_ready_pods(REDIS, NAMESPACE) == 3
+    counts = probes.pod_counts(WORKERS, NAMESPACE)
+    assert counts["total"] == counts["running"] == 3
+    assert {p["name"] for p in counts["pods"]} == _worker_names(k8s.core())
+
+
+def test_a_selector_matching_nothing_counts_zero(k8s: KubeCluster) -> None:
+    assert probes.pod_counts("app=nothing-here", NAMESPACE)["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: probes.pod_counts("app=x", "no-such-ns"), "namespace 'no-such-ns' does not exist"),
+        (lambda: probes.pod_counts("app in (", NAMESPACE), "HTTP 400.*selector syntax"),
+        (
+            lambda: probes.pods_on_distinct_nodes("app=nothing-here", NAMESPACE),
+            "no pod in namespace 'ray-serve' matches 'app=nothing-here'",
+        ),
+        (lambda: actions.cordon_node("no-such-node"), "node 'no-such-node' does not exist"),
+        (
+            lambda: probes.pdb_status(NAMESPACE, name="no-such-pdb"),
+            "PodDisruptionBudget 'no-such-pdb' does not exist",
+        ),
+        (
+            lambda: probes.pdb_status(NAMESPACE, label_selector="app=nothing-here"),
+            "no PodDisruptionBudget .* covers pods labelled 'app=nothing-here'",
+        ),
+        (
+            lambda: probes.statefulset_ready("no-such-sts", NAMESPACE),
+            "StatefulSet 'no-such-sts' does not exist",
+        ),
+        (
+            lambda: actions.delete_pod("app=nothing-here", NAMESPACE),
+            "no pod in namespace 'ray-serve' matches",
+        ),
+        (
+            lambda: actions.delete_pod(WORKERS, "no-such-ns"),
+            "namespace 'no-such-ns' does not exist",
+        ),
+    ],
+)
+def test_bad_input_is_a_clear_activity_failure(k8s: KubeCluster, call: Any, message: str) -> None:
+    before = _worker_names(k8s.core())
+    with pytest.raises(ActivityFailed, match=message):
+        call()
+    assert _worker_names(k8s.core()) == before
+    assert not k8s.core().list_node(label_selector=CORDON_LABEL).items
+
+
+# --- spread -------------------------------------------------------------------------------------
+
+
+def test_workers_are_on_distinct_nodes(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    result = probes.pods_on_distinct_nodes(WORKERS, NAMESPACE)
+    truth = {p.metadata.name: p.spec.node_name for p in ready_pods(core, WORKERS)}
+    assert result["nodes"] == truth
+    assert result["distinct"] is True and result["shared"] == {}
+
+
+def test_distinct_zones_follow_the_node_labels(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    zone_of = {
+        n.metadata.name: n.metadata.labels["topology.kubernetes.io/zone"]
+        for n in core.list_node().items
+    }
+    result = probes.pods_on_distinct_nodes(WORKERS, NAMESPACE, distinct_zones=True)
+    expected_zones = {p: zone_of[n] for p, n in result["nodes"].items()}
+    assert result["zones"] == expected_zones
+    assert result["distinct"] is (len(set(expected_zones.values())) == 3)
+
+
+def test_pods_sharing_a_node_are_not_distinct(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    for name in ("pair-1", "pair-2"):
+        core.create_namespaced_pod(NAMESPACE, make_test_pod(name, {"app": "pair"}, node="node-b"))
+    wait_until(
+        lambda: probes.count_ready_pods("app=pair", NAMESPACE) == 2,
+        timeout=30,
+        description="pair Ready",
+    )
+    result = probes.pods_on_distinct_nodes("app=pair", NAMESPACE)
+    assert result["distinct"] is False
+    assert result["shared"] == {"node-b": ["pair-1", "pair-2"]}
+
+
+# --- PDBs and StatefulSets ----------------------------------------------------------------------
+
+
+def test_pdb_status_by_name_and_by_selector(k8s: KubeCluster) -> None:
+    by_name = probes.pdb_status(NAMESPACE, name=WORKER_PDB)
+    assert by_name["min_available"] == 2
+    assert by_name["max_unavailable"] is None
+    assert by_name["current_healthy"] == 3
+    assert by_name["disruptions_allowed"] == 1
+    by_selector = probes.pdb_status(NAMESPACE, label_selector=WORKERS)
+    assert by_selector["name"] == WORKER_PDB
+    assert probes.pdb_status(NAMESPACE, label_selector=REDIS)["name"] == "redis-pdb"
+
+
+def test_pdb_budget_comparison(k8s: KubeCluster) -> None:
+    assert probes.pdb_budget_is(NAMESPACE, name=WORKER_PDB, min_available=2) is True
+    assert probes.pdb_budget_is(NAMESPACE, name=WORKER_PDB, min_available=3) is False
+    assert probes.pdb_budget_is(NAMESPACE, name="redis-pdb", max_unavailable=1) is False
+    with pytest.raises(ActivityFailed, match="give min_available or max_unavailable"):
+        probes.pdb_budget_is(NAMESPACE, name=WORKER_PDB)
+
+
+def test_statefulset_ready(k8s: KubeCluster) -> None:
+    result = probes.statefulset_ready("redis", NAMESPACE)
+    assert result["ready"] is True
+    assert result["replicas"] == result["ready_replicas"] == 3
+
+
+def test_statefulset_not_ready_while_a_pod_cannot_come_back(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    for node in core.list_node().items:
+        _cordon(core, node.metadata.name)
+    core.delete_namespaced_pod("redis-2", NAMESPACE)
+    wait_until(
+        lambda: probes.statefulset_ready("redis", NAMESPACE)["ready_replicas"] == 2,
+        timeout=30,
+        description="redis to count 2 ready replicas",
+    )
+    result = probes.statefulset_ready("redis", NAMESPACE)
+    assert result["ready"] is False and result["replicas"] == 3
+
+
+# --- waits --------------------------------------------------------------------------------------
+
+
+def test_wait_measures_recovery_from_the_deletion(k8s: KubeCluster) -> None:
+    deleted = actions.delete_pod(WORKERS, NAMESPACE)
+    result = probes.wait_for_ready_pods(WORKERS, 3, NAMESPACE, timeout=60)
+    assert result["ready"] == 3
+    assert result["since_source"] == f"delete of pod {deleted['pod']}"
+    assert result["since"] == deleted["deleted_at"]
+    assert deleted["pod"] not in {p["name"] for p in result["pods"] if p["ready"]}
+    # kwok makes pods Ready at once: recovery is a few seconds at most, never negative.
+    assert 0 <= result["recovery_s"] <= 15
+    assert result["observed_recovery_s"] is not None and result["observed_recovery_s"] >= 0
+
+
+def test_wait_times_out_naming_the_pods_that_are_not_ready(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    _take_one_worker_away(core)
+    started = time.monotonic()
+    with pytest.raises(ActivityFailed) as failed:
+        probes.wait_for_ready_pods(WORKERS, 3, NAMESPACE, timeout=3)
+    assert time.monotonic() - started < 10
+    message = str(failed.value)
+    assert "only 2 of 3 pods" in message
+    pending = [
+        p.metadata.name
+        for p in core.list_namespaced_pod(NAMESPACE, label_selector=WORKERS).items
+        if p.status.phase == "Pending"
+    ]
+    assert len(pending) == 1
+    assert f"{pending[0]} (Pending, not scheduled: Unschedulable" in message
+
+
+def test_wait_returns_when_the_condition_already_holds(k8s: KubeCluster) -> None:
+    result = probes.wait_for_ready_pods(REDIS, 3, NAMESPACE, timeout=5, since=time.time())
+    assert result["ready"] == 3 and result["waited_s"] < 3
+
+
+# --- delete -------------------------------------------------------------------------------------
+
+
+def test_delete_pod_by_name_and_its_replacement(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    before = _worker_names(core)
+    victim = sorted(before)[1]
+    victim_node = core.read_namespaced_pod(victim, NAMESPACE).spec.node_name
+    result = actions.delete_pod(WORKERS, NAMESPACE, name=victim)
+    assert result["pod"] == victim and result["dry_run"] is False
+    assert result["node"] == victim_node
+    probes.wait_for_ready_pods(WORKERS, 3, NAMESPACE, timeout=60)
+    after = _worker_names(core)
+    assert victim not in after and len(after) == 3
+
+
+def test_delete_pod_refuses_below_the_minimum(k8s: KubeCluster) -> None:
+    before = _worker_names(k8s.core())
+    with pytest.raises(ActivityFailed, match=r"only 2 Ready pods .* would remain"):
+        actions.delete_pod(WORKERS, NAMESPACE, min_ready_remaining=3)
+    assert _worker_names(k8s.core()) == before
+
+
+def test_delete_pod_dry_run_changes_nothing(k8s: KubeCluster) -> None:
+    before = _worker_names(k8s.core())
+    first = actions.delete_pod(WORKERS, NAMESPACE, pick="random", seed=7, dry_run=True)
+    again = actions.delete_pod(WORKERS, NAMESPACE, pick="random", seed=7, dry_run=True)
+    assert first["dry_run"] is True and first["pod"] == again["pod"] and first["pod"] in before
+    picks = {
+        actions.delete_pod(WORKERS, NAMESPACE, pick="random", seed=s, dry_run=True)["pod"]
+        for s in range(12)
+    }
+    assert len(picks) > 1  # the seed really changes the choice
+    time.sleep(1)
+    assert _worker_names(k8s.core()) == before
+
+
+def test_oldest_pick_deletes_the_oldest_pod(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    workers = ready_pods(core, WORKERS)
+    oldest = min(workers, key=lambda p: (p.metadata.creation_timestamp, p.metadata.name))
+    assert actions.delete_pod(WORKERS, NAMESPACE, dry_run=True)["pod"] == oldest.metadata.name
+
+
+def test_destructive_actions_refuse_outside_the_allowed_contexts(k8s: KubeCluster) -> None:
+    before = _worker_names(k8s.core())
+    configuration = {"chaosray_allowed_contexts": ["prod-staging"]}
+    with pytest.raises(ActivityFailed, match="not in chaosray_allowed_contexts"):
+        actions.delete_pod(WORKERS, NAMESPACE, configuration=configuration)
+    with pytest.raises(ActivityFailed, match="not in chaosray_allowed_contexts"):
+        actions.cordon_node("node-a", configuration=configuration)
+    assert _worker_names(k8s.core()) == before
+    assert not k8s.core().read_node("node-a").spec.unschedulable
+    allowed = {"chaosray_allowed_contexts": "kwok-chaosray-test"}
+    assert actions.delete_pod(WORKERS, NAMESPACE, configuration=allowed, dry_run=True)
+
+
+# --- sequential delete --------------------------------------------------------------------------
+
+
+def test_sequential_delete_deletes_the_original_pods_in_order(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    workers = sorted(
+        ready_pods(core, WORKERS), key=lambda p: (p.metadata.creation_timestamp, p.metadata.name)
+    )
+    result = actions.delete_pods_sequentially(WORKERS, NAMESPACE, count=2, interval=2, min_ready=2)
+    assert result["completed"] is True
+    assert [s["pod"] for s in result["steps"]] == [p.metadata.name for p in workers[:2]]
+    assert all(s["check"] == "passed" and s["min_ready_seen"] >= 2 for s in result["steps"])
+    assert workers[2].metadata.name in _worker_names(core)  # the third was left alone
+
+
+def test_sequential_delete_stops_when_the_minimum_is_violated(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    for node in core.list_node().items:  # no replacement can be scheduled
+        _cordon(core, node.metadata.name)
+    before = _worker_names(core)
+    with pytest.raises(ActivityFailed, match="sequence stopped after step 1: only 2 pods"):
+        actions.delete_pods_sequentially(WORKERS, NAMESPACE, interval=1, min_ready=3)
+    assert len(before - _worker_names(core)) == 1  # one deletion, then it stopped
+
+
+def test_sequential_delete_refuses_more_than_max_pods(k8s: KubeCluster) -> None:
+    before = _worker_names(k8s.core())
+    with pytest.raises(ActivityFailed, match="more than max_pods=2"):
+        actions.delete_pods_sequentially(WORKERS, NAMESPACE, interval=0, max_pods=2)
+    assert _worker_names(k8s.core()) == before
+
+
+# --- cordon ---------------------------------------------------------------------------------------
+
+
+def test_uncordon_all_restores_exactly_the_nodes_we_cordoned(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    _cordon(core, "node-b")  # someone else's cordon
+    assert actions.cordon_node("node-a")["was_cordoned"] is False
+    assert actions.cordon_node("node-b")["was_cordoned"] is True
+    assert core.read_node("node-a").spec.unschedulable is True
+    assert actions.uncordon_all() == {"uncordoned": ["node-a"], "dry_run": False}
+    assert not core.read_node("node-a").spec.unschedulable
+    assert CORDON_LABEL not in (core.read_node("node-a").metadata.labels or {})
+    assert core.read_node("node-b").spec.unschedulable is True
+    assert actions.uncordon_all()["uncordoned"] == []  # idempotent
+
+
+# --- drain and PDBs -----------------------------------------------------------------------------
+
+
+def test_pdb_check_refuses_a_second_disruption_and_evicts_nothing(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    healthy = probes.pdb_blocks_disruption(WORKERS, NAMESPACE)
+    assert healthy["refused"] is False  # 3 healthy, minAvailable 2: one may go
+    assert len(ready_pods(core, WORKERS)) == 3  # dry run: nothing evicted
+    _take_one_worker_away(core)
+    before = _worker_names(core)
+    blocked = probes.pdb_blocks_disruption(WORKERS, NAMESPACE)
+    assert blocked["refused"] is True and blocked["status"] == 429
+    assert "disruption budget" in blocked["message"]
+    assert _worker_names(core) == before
+
+
+def test_drain_evicts_the_node_and_reports_each_pod(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    node = probes.node_running_pod(WORKERS, NAMESPACE)
+    on_node = {
+        f"{p.metadata.namespace}/{p.metadata.name}"
+        for p in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+    }
+    result = actions.drain_node(node, timeout=60)
+    assert {p["pod"] for p in result["pods"]} == on_node
+    assert all(p["evicted_at"] and p["terminated_s"] is not None for p in result["pods"])
+    assert core.read_node(node).spec.unschedulable is True  # stays cordoned after success
+    assert not core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+    actions.uncordon_all()
+
+
+def test_drain_retries_a_pdb_refusal_until_the_blocking_pod_is_ready(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    victim = _take_one_worker_away(core)
+    target = next(p for p in ready_pods(core, WORKERS)).spec.node_name
+    free = [
+        n.metadata.name
+        for n in core.list_node().items
+        if n.spec.unschedulable and n.metadata.name != victim.spec.node_name
+    ]
+
+    def unblock() -> None:
+        time.sleep(4)
+        for name in free:  # the pending replacement can now schedule and become Ready
+            core.patch_node(name, {"spec": {"unschedulable": None}})
+
+    helper = threading.Thread(target=unblock)
+    helper.start()
+    result = actions.drain_node(target, timeout=90, retry_interval=0.5)
+    helper.join()
+    worker = next(p for p in result["pods"] if "workers-worker" in p["pod"])
+    assert worker["refusals"] >= 1 and worker["evicted_at"]
+    assert result["duration_s"] >= 3
+
+
+def test_drain_that_times_out_leaves_the_node_uncordoned(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    _take_one_worker_away(core)
+    target = next(p for p in ready_pods(core, WORKERS)).spec.node_name
+    before = _worker_names(core)
+    with pytest.raises(ActivityFailed, match=r"drain of node .* timed out; still not evicted"):
+        actions.drain_node(target, timeout=3, retry_interval=0.5)
+    node = core.read_node(target)
+    assert not node.spec.unschedulable
+    assert CORDON_LABEL not in (node.metadata.labels or {})
+    assert _worker_names(core) == before  # every eviction was refused
+
+
+def test_drain_dry_run_lists_pods_and_changes_nothing(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    node = probes.node_running_pod(WORKERS, NAMESPACE)
+    result = actions.drain_node(label_selector=WORKERS, namespace=NAMESPACE, dry_run=True)
+    assert result["node"] == node and result["dry_run"] is True
+    assert any("workers-worker" in p["pod"] for p in result["pods"])
+    assert not core.read_node(node).spec.unschedulable
+
+
+def test_ctrl_c_in_the_middle_of_a_drain_is_rolled_back(k8s: KubeCluster, tmp_path: Path) -> None:
+    core = k8s.core()
+    _take_one_worker_away(core)
+    target = next(p for p in ready_pods(core, WORKERS)).spec.node_name
+    experiment = {
+        "version": "1.0.0",
+        "title": "drain interrupted",
+        "description": "Ctrl-C while a drain waits on a PDB",
+        "method": [
+            {
+                "type": "action",
+                "name": "drain",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosray.k8s.actions",
+                    "func": "drain_node",
+                    # The drain must not clean up itself: the rollback has to.
+                    "arguments": {"name": target, "timeout": 120, "uncordon_on_failure": False},
+                },
+            }
+        ],
+        "rollbacks": [
+            {
+                "type": "action",
+                "name": "uncordon-ours",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosray.k8s.actions",
+                    "func": "uncordon_all",
+                },
+            }
+        ],
+        "runtime": {"rollbacks": {"strategy": "always"}},
+    }
+
+    def cordoned_by_drain() -> bool:
+        return bool(core.read_node(target).spec.unschedulable)
+
+    interrupter = threading.Thread(
+        target=lambda: wait_until(cordoned_by_drain, timeout=60, description="drain started")
+    )
+    interrupter.start()
+    run = run_experiment(
+        experiment,
+        tmp_path,
+        interrupt_after=8,
+        env={"KUBECONFIG": str(k8s.kubeconfig)},
+    )
+    interrupter.join()
+    assert run.journal["status"] == "interrupted", run.console
+    rollback = run.journal["rollbacks"][0]
+    assert rollback["status"] == "succeeded"
+    assert target in rollback["output"]["uncordoned"]
+    assert not core.read_node(target).spec.unschedulable
+    assert not core.list_node(label_selector=CORDON_LABEL).items
+
+
+def test_node_running_pod_runs_a_worker(k8s: KubeCluster) -> None:
+    node = probes.node_running_pod(WORKERS, NAMESPACE, pick="random", seed=3)
+    assert node in {p.spec.node_name for p in ready_pods(k8s.core(), WORKERS)}
