@@ -224,11 +224,13 @@ def watch_pods(
     resource_version: str,
     deadline: float,
     field_selector: str | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[str, Any]]:
-    """Pod events ``(type, pod)`` until ``deadline`` (monotonic), in one
-    namespace or all (``namespace=None``), resuming after dropped watches.
-    After a 410 (history expired) it relists and yields ``("RELIST", [pods])``:
-    consumers then replace their state."""
+    """Pod events ``(type, pod)`` until ``deadline`` (monotonic) or until
+    ``stop`` is set (noticed within a few seconds), in one namespace or all
+    (``namespace=None``), resuming after dropped watches. After a 410 (history
+    expired) it relists and yields ``("RELIST", [pods])``: consumers then
+    replace their state."""
     version = resource_version
     selectors: dict[str, Any] = {}
     if label_selector:
@@ -242,17 +244,19 @@ def watch_pods(
         lister, args = core.list_namespaced_pod, (namespace,)
     while True:
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or (stop is not None and stop.is_set()):
             return
+        # With a stop event, reconnect every few seconds to look at it.
+        window = min(remaining, 3.0) if stop is not None else remaining
         stream = watch.Watch()
         try:
             for event in stream.stream(
                 lister,
                 *args,
                 resource_version=version,
-                timeout_seconds=max(1, int(remaining)),
+                timeout_seconds=max(1, int(window)),
                 allow_watch_bookmarks=True,
-                _request_timeout=(REQUEST_TIMEOUT[0], remaining + 5),
+                _request_timeout=(REQUEST_TIMEOUT[0], window + 5),
                 **selectors,
             ):
                 obj = event["object"]
@@ -263,7 +267,7 @@ def watch_pods(
                     raise ApiException(status=410, reason="watch expired")
                 version = obj.metadata.resource_version
                 yield event["type"], obj
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
                     return
         except ApiException as exc:
             if exc.status != 410:

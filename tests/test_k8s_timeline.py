@@ -1,0 +1,115 @@
+"""The pod timeline control under the real `chaos run`, on the test cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.chaos_cli import run_experiment, validate_experiment
+from tests.rig.kube import NAMESPACE, REDIS, WORKERS, KubeCluster
+
+
+def _experiment(method: list[dict[str, Any]], selectors: Any) -> dict[str, Any]:
+    return {
+        "version": "1.0.0",
+        "title": "pod timeline under test",
+        "description": "record pods while one is deleted",
+        "controls": [
+            {
+                "name": "pod-timeline",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosray.k8s.control",
+                    "arguments": {"namespace": NAMESPACE, "selectors": selectors},
+                },
+            }
+        ],
+        "method": method,
+    }
+
+
+def _delete_then_wait(selector: str, count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "action",
+            "name": "delete-one",
+            "provider": {
+                "type": "python",
+                "module": "chaosray.k8s.actions",
+                "func": "delete_pod",
+                "arguments": {"label_selector": selector, "namespace": NAMESPACE},
+            },
+        },
+        {
+            "type": "probe",
+            "name": "wait-ready",
+            "provider": {
+                "type": "python",
+                "module": "chaosray.k8s.probes",
+                "func": "wait_for_ready_pods",
+                "arguments": {"label_selector": selector, "count": count, "namespace": NAMESPACE},
+            },
+            "pauses": {"after": 2},
+        },
+    ]
+
+
+def test_timeline_records_a_deletion_and_its_replacement(
+    topology: KubeCluster, tmp_path: Path
+) -> None:
+    core = topology.core()
+    before = {
+        p.metadata.name for p in core.list_namespaced_pod(NAMESPACE, label_selector=WORKERS).items
+    }
+    run = run_experiment(
+        _experiment(_delete_then_wait(WORKERS, 3), {"workers": WORKERS, "redis": REDIS}),
+        tmp_path,
+        env={"KUBECONFIG": str(topology.kubeconfig)},
+    )
+    assert run.returncode == 0, run.console
+    timeline = run.journal["chaosray"]["timeline"]
+    assert timeline["errors"] == {}
+    deleted = run.run_entry("delete-one")["output"]["pod"]
+    events = timeline["events"]
+    of = lambda pod: [e["event"] for e in events if e["pod"] == pod]  # noqa: E731
+    assert of(deleted)[0] == "present"
+    assert "deletion_requested" in of(deleted) and of(deleted)[-1] == "gone"
+    after = {
+        p.metadata.name for p in core.list_namespaced_pod(NAMESPACE, label_selector=WORKERS).items
+    }
+    (replacement,) = after - before
+    assert of(replacement)[:3] == ["created", "scheduled", "ready"]
+    presents = {e["pod"] for e in events if e["event"] == "present"}
+    assert before <= presents and {"redis-0", "redis-1", "redis-2"} <= presents
+    # Times are in order and the API's own deletion time precedes the gone event.
+    deletion = next(e for e in events if e["pod"] == deleted and e["event"] == "deletion_requested")
+    assert deletion["api_time"] is not None
+    assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+    assert run.run_entry("pod-timeline")["status"] == "succeeded"
+
+
+def test_timeline_survives_ctrl_c_and_stops(topology: KubeCluster, tmp_path: Path) -> None:
+    method = [
+        {
+            "type": "action",
+            "name": "long-pause",
+            "provider": {"type": "process", "path": "true"},
+            "pauses": {"after": 60},
+        }
+    ]
+    run = run_experiment(
+        _experiment(method, [WORKERS]),
+        tmp_path,
+        interrupt_after=5,
+        timeout=60,
+        env={"KUBECONFIG": str(topology.kubeconfig)},
+    )
+    assert run.journal["status"] == "interrupted"
+    events = run.journal["chaosray"]["timeline"]["events"]
+    assert sum(1 for e in events if e["event"] == "present") == 3
+
+
+def test_bad_selectors_fail_validation(tmp_path: Path) -> None:
+    done = validate_experiment(_experiment([], {"workers": ""}), tmp_path)
+    assert done.returncode != 0
+    assert "selector of 'workers' is empty" in done.stdout + done.stderr
