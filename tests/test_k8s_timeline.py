@@ -71,7 +71,10 @@ def test_timeline_records_a_deletion_and_its_replacement(
     assert timeline["errors"] == {}
     deleted = run.run_entry("delete-one")["output"]["pod"]
     events = timeline["events"]
-    of = lambda pod: [e["event"] for e in events if e["pod"] == pod]  # noqa: E731
+
+    def of(pod: str) -> list[str]:
+        return [e["event"] for e in events if e["pod"] == pod]
+
     assert of(deleted)[0] == "present"
     assert "deletion_requested" in of(deleted) and of(deleted)[-1] == "gone"
     after = {
