@@ -33,6 +33,7 @@ class InferenceTarget:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 2.0
     expect_status: tuple[int, ...] = DEFAULT_EXPECT_STATUS
+    expect_body_contains: str | None = None
 
     @classmethod
     def build(
@@ -43,6 +44,7 @@ class InferenceTarget:
         headers: dict[str, str] | None = None,
         timeout: float = 2.0,
         expect_status: list[int] | None = None,
+        expect_body_contains: str | None = None,
     ) -> InferenceTarget:
         """Validate user input; raise ``ActivityFailed`` naming what is wrong."""
         parts = urlsplit(url or "")
@@ -68,7 +70,15 @@ class InferenceTarget:
             raise ActivityFailed(
                 f"expect_status must list HTTP status codes, got {expect_status!r}"
             )
-        return cls(url, method, payload, dict(headers or {}), float(timeout), statuses)
+        return cls(
+            url,
+            method,
+            payload,
+            dict(headers or {}),
+            float(timeout),
+            statuses,
+            expect_body_contains,
+        )
 
 
 def send(session: requests.Session, target: InferenceTarget, sent: float | None = None) -> Request:
@@ -93,7 +103,18 @@ def send(session: requests.Session, target: InferenceTarget, sent: float | None 
         return Request(sent_at, False, None, None, f"request error: {_short(exc)}")
     ok = answer.status_code in target.expect_status
     error = None if ok else f"HTTP {answer.status_code}"
+    if (
+        ok
+        and target.expect_body_contains is not None
+        and target.expect_body_contains not in answer.text
+    ):
+        ok, error = False, f"body does not contain {target.expect_body_contains!r}"
     return Request(sent_at, ok, latency, answer.status_code, error)
+
+
+def is_transient_failure(result: Request) -> bool:
+    """Worth a retry: no answer at all, or a 5xx/429 answer."""
+    return not result.ok and (result.status is None or result.status >= 500 or result.status == 429)
 
 
 def _short(exc: BaseException) -> str:

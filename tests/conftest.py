@@ -21,6 +21,7 @@ from tests.rig.kube import (
     wait_topology,
 )
 from tests.rig.moto import MotoServer, start_moto_server
+from tests.rig.ray_cluster import LocalRayCluster
 from tests.rig.redis import RedisSentinelSet, RedisServer, start_redis, start_redis_sentinel_set
 
 
@@ -81,3 +82,16 @@ def topology(_topology_applied: KubeCluster) -> Iterator[KubeCluster]:
     wait_topology(_topology_applied)
     yield _topology_applied
     restore_topology(_topology_applied)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRayCluster]:
+    """A real Ray cluster shared by a module's tests: Redis for GCS fault
+    tolerance, a head, 3 workers, and Serve with a proxy on every node.
+    Tests that break it mend it (or run last)."""
+    cluster = LocalRayCluster(tmp_path_factory.mktemp("ray"))
+    cluster.start(workers=3)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
