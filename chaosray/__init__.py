@@ -14,6 +14,7 @@ ACTIVITY_MODULES: list[str] = [
     "chaosray.k8s.actions",
     "chaosray.load.probes",
     "chaosray.nlb.probes",
+    "chaosray.redis.probes",
 ]
 
 

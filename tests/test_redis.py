@@ -1,0 +1,147 @@
+"""Redis probes: the pods come from the test cluster, the Redis servers they
+stand for are real redis-server processes (primary, 2 replicas, 3 Sentinels)
+reached in `direct` mode."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+from chaosray.redis import probes
+from tests.rig.kube import NAMESPACE, REDIS, KubeCluster
+from tests.rig.procs import free_port
+from tests.rig.redis import RedisSentinelSet, start_redis, start_redis_sentinel_set
+
+
+@pytest.fixture
+def k8s(topology: KubeCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeCluster]:
+    monkeypatch.setenv("KUBECONFIG", str(topology.kubeconfig))
+    yield topology
+
+
+def _addresses(ha: RedisSentinelSet) -> dict[str, str]:
+    servers = [ha.primary, *ha.replicas]
+    return {f"redis-{i}": f"{s.host}:{s.port}" for i, s in enumerate(servers)}
+
+
+def _sentinels(ha: RedisSentinelSet) -> dict[str, str]:
+    return {f"sentinel-{i}": f"{s.host}:{s.port}" for i, s in enumerate(ha.sentinels)}
+
+
+def _status(ha: RedisSentinelSet, **extra: object) -> dict[str, object]:
+    return probes.redis_replication_status(
+        NAMESPACE,
+        REDIS,
+        mode="direct",
+        addresses=_addresses(ha),
+        sentinel_addresses=_sentinels(ha),
+        sentinel_master=ha.master_name,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_healthy_replication(k8s: KubeCluster, redis_sentinel_set: RedisSentinelSet) -> None:
+    status = _status(redis_sentinel_set)
+    assert status["problems"] == []
+    assert status["healthy"] is True
+    assert status["primary"] == "redis-0"
+    primary = redis_sentinel_set.primary
+    assert status["replicas"] == {
+        "redis-1": {"link": "up", "master": f"{primary.host}:{primary.port}"},
+        "redis-2": {"link": "up", "master": f"{primary.host}:{primary.port}"},
+    }
+    assert status["connected_replicas"] == 2
+    assert set(status["sentinels"].values()) == {f"{primary.host}:{primary.port}"}  # type: ignore[union-attr]
+
+
+def test_failover_is_seen(k8s: KubeCluster, tmp_path: Path) -> None:
+    ha = start_redis_sentinel_set(tmp_path)
+    try:
+        old = f"{ha.primary.host}:{ha.primary.port}"
+        ha.primary.stop()
+        deadline = time.time() + 30
+        while (
+            time.time() < deadline
+            and ":".join(map(str, ha.sentinel_primary(ha.sentinels[0]))) == old
+        ):
+            time.sleep(0.2)
+        time.sleep(2)  # the other replica re-points to the promoted one
+        status = _status(ha)
+        assert status["healthy"] is False
+        assert any(p.startswith("redis-0: Redis at") for p in status["problems"])  # type: ignore[union-attr]
+        promoted = status["primary"]
+        assert promoted in {"redis-1", "redis-2"}
+        address = _addresses(ha)[str(promoted)]
+        assert set(status["sentinels"].values()) == {address}  # type: ignore[union-attr]
+        assert status["sentinels_agree"] is True
+    finally:
+        ha.stop()
+
+
+def test_wrong_password_is_a_clear_error(k8s: KubeCluster, tmp_path: Path) -> None:
+    server = start_redis(tmp_path, password="s3cret-pw")
+    try:
+        addresses = {f"redis-{i}": f"{server.host}:{server.port}" for i in range(3)}
+        with pytest.raises(ActivityFailed, match="refused the password") as failed:
+            probes.redis_replication_status(
+                NAMESPACE, REDIS, mode="direct", addresses=addresses,
+                secrets={"redis_password": "wrong-pw"},
+            )  # fmt: skip
+        assert "wrong-pw" not in str(failed.value) and "s3cret" not in str(failed.value)
+        ok = probes.redis_replication_status(
+            NAMESPACE, REDIS, mode="direct", addresses=addresses,
+            secrets={"redis_password": "s3cret-pw"},
+        )  # fmt: skip
+        # Three "pods" on one primary with no replicas: three primaries.
+        assert ok["primaries"] == ["redis-0", "redis-1", "redis-2"]
+        assert "3 primaries" in ok["problems"][0]
+    finally:
+        server.stop()
+
+
+def test_statefulset_health(k8s: KubeCluster) -> None:
+    health = probes.redis_statefulset_health("redis", NAMESPACE)
+    assert health == {
+        "ready": True,
+        "replicas": 3,
+        "ready_replicas": 3,
+        "ready_pods": ["redis-0", "redis-1", "redis-2"],
+    }
+
+
+def test_rejoin_after_a_pod_is_replaced(
+    k8s: KubeCluster, redis_sentinel_set: RedisSentinelSet
+) -> None:
+    from chaosray.k8s.actions import delete_pod
+
+    delete_pod(REDIS, NAMESPACE, name="redis-1")
+    result = probes.wait_for_redis_rejoin(
+        NAMESPACE, REDIS, count=3, timeout=60, mode="direct",
+        addresses=_addresses(redis_sentinel_set),
+    )  # fmt: skip
+    assert result["replication"]["healthy"] is True
+    assert result["ready_wait"]["since_source"] == "delete of pod redis-1"
+    assert 0 <= result["recovery_s"] <= 30
+    assert result["rejoin_s"] >= result["ready_wait"]["observed_recovery_s"] - 1
+
+
+def test_rejoin_timeout_names_what_is_wrong(
+    k8s: KubeCluster, redis_sentinel_set: RedisSentinelSet
+) -> None:
+    addresses = _addresses(redis_sentinel_set)
+    addresses["redis-2"] = f"127.0.0.1:{free_port()}"  # nothing answers there
+    with pytest.raises(ActivityFailed, match=r"did not rejoin within 2s: redis-2: Redis at"):
+        probes.wait_for_redis_rejoin(
+            NAMESPACE, REDIS, count=3, timeout=2, mode="direct", addresses=addresses
+        )
+
+
+def test_bad_mode_and_missing_address(k8s: KubeCluster) -> None:
+    with pytest.raises(ActivityFailed, match="mode must be 'exec' or 'direct'"):
+        probes.redis_replication_status(NAMESPACE, REDIS, mode="telnet")
+    with pytest.raises(ActivityFailed, match="no address given for pod 'redis-0'"):
+        probes.redis_replication_status(NAMESPACE, REDIS, mode="direct", addresses={})
