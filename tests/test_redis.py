@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
@@ -32,7 +33,7 @@ def _sentinels(ha: RedisSentinelSet) -> dict[str, str]:
     return {f"sentinel-{i}": f"{s.host}:{s.port}" for i, s in enumerate(ha.sentinels)}
 
 
-def _status(ha: RedisSentinelSet, **extra: object) -> dict[str, object]:
+def _status(ha: RedisSentinelSet, **extra: Any) -> dict[str, Any]:
     return probes.redis_replication_status(
         NAMESPACE,
         REDIS,
@@ -40,7 +41,7 @@ def _status(ha: RedisSentinelSet, **extra: object) -> dict[str, object]:
         addresses=_addresses(ha),
         sentinel_addresses=_sentinels(ha),
         sentinel_master=ha.master_name,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 
@@ -55,7 +56,7 @@ def test_healthy_replication(k8s: KubeCluster, redis_sentinel_set: RedisSentinel
         "redis-2": {"link": "up", "master": f"{primary.host}:{primary.port}"},
     }
     assert status["connected_replicas"] == 2
-    assert set(status["sentinels"].values()) == {f"{primary.host}:{primary.port}"}  # type: ignore[union-attr]
+    assert set(status["sentinels"].values()) == {f"{primary.host}:{primary.port}"}
 
 
 def test_failover_is_seen(k8s: KubeCluster, tmp_path: Path) -> None:
@@ -72,11 +73,11 @@ def test_failover_is_seen(k8s: KubeCluster, tmp_path: Path) -> None:
         time.sleep(2)  # the other replica re-points to the promoted one
         status = _status(ha)
         assert status["healthy"] is False
-        assert any(p.startswith("redis-0: Redis at") for p in status["problems"])  # type: ignore[union-attr]
+        assert any(p.startswith("redis-0: Redis at") for p in status["problems"])
         promoted = status["primary"]
         assert promoted in {"redis-1", "redis-2"}
         address = _addresses(ha)[str(promoted)]
-        assert set(status["sentinels"].values()) == {address}  # type: ignore[union-attr]
+        assert set(status["sentinels"].values()) == {address}
         assert status["sentinels_agree"] is True
     finally:
         ha.stop()
