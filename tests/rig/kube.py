@@ -42,6 +42,7 @@ HUMAN_CLUSTER_DIR = CACHE / "cluster"
 CLUSTER_NAME = "chaosray-test"
 NAMESPACE = "ray-serve"
 EXISTING_ENV = "CHAOSRAY_TEST_KUBECONFIG"
+POD_CIDR = "127.20.0.0/16"
 
 
 def binaries() -> dict[str, str]:
@@ -148,6 +149,9 @@ def start_cluster(work_dir: Path) -> KubeCluster:
         "--kube-scheduler-binary", bins["KUBE_SCHEDULER"],
         "--kwok-controller-binary", bins["KWOK"],
         "--etcd-binary", bins["ETCD"],
+        # Pod IPs on loopback: nothing (an API server proxy, a probe) can ever
+        # send test traffic to a private address by following a pod IP.
+        "--extra-args", f"kwok-controller=cidr={POD_CIDR}",
         "--kubeconfig", "", "--wait", "60s",
     ]  # fmt: skip
     try:
