@@ -14,6 +14,8 @@ ACTIVITY_MODULES: list[str] = [
     "chaosray.k8s.actions",
     "chaosray.load.probes",
     "chaosray.nlb.probes",
+    "chaosray.ray.probes",
+    "chaosray.ray.actions",
     "chaosray.redis.probes",
 ]
 

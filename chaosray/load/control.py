@@ -17,6 +17,21 @@ run entry named ``k6-load`` (which ``chaos report`` shows) and under
 ``journal["chaosray"]["k6"]``. ``cleanup_control`` stops it too, so an
 interrupted experiment (Ctrl-C) never leaves load running.
 
+Modes (argument ``mode``):
+
+- ``local`` (default): the k6 binary of the ``k6`` package on this machine.
+- ``job``: a ConfigMap with the script and a Job running ``grafana/k6`` in
+  ``namespace`` (``image`` to change it), every parameter as an environment
+  variable; stopped through k6's REST API via the API server (pod proxy, else
+  port-forward); the summary is read from the pod's log. The Job and the
+  ConfigMap are always deleted afterwards, also on failure and on Ctrl-C.
+- ``operator``: the same as a k6-operator ``TestRun`` (the operator must be
+  installed); the TestRun and ConfigMap are always deleted afterwards.
+
+In ``job`` and ``operator`` modes the results hold the summary figures
+(requests, success rate, latency percentiles, thresholds); the per-request
+timeline and downtime windows are measured in ``local`` mode only.
+
 A run whose thresholds failed (k6 exit code 99, or a threshold marked failed
 in the summary) is a *failed* run entry, never a success.
 """
@@ -37,6 +52,15 @@ from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
 from chaosray.inference import InferenceTarget, send
 from chaosray.load.k6 import LocalK6, stop_all_local_runs
+from chaosray.load.k6_cluster import (
+    DEFAULT_IMAGE,
+    ClusterK6,
+    JobK6,
+    TestRunK6,
+    is_cluster_url,
+    preflight_through_service_proxy,
+    stop_all_cluster_runs,
+)
 
 __all__ = [
     "after_experiment_control",
@@ -47,13 +71,37 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-MODES = ("local",)
+MODES = ("local", "job", "operator")
 DURATION_RE = re.compile(r"^(\d+(\.\d+)?(ms|s|m|h))+$")
+NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_KEY_RE = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 MAX_RATE = 10_000
 RUN_NAME = "k6-load"
 
 # The runs this control started, with whether to keep their raw output.
-_active: list[tuple[LocalK6, bool]] = []
+_active: list[tuple[LocalK6 | ClusterK6, bool]] = []
+
+
+def _string_map(name: str, value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError(f"{name} must be an object of strings, got {value!r}")
+    for key in value:
+        if not LABEL_KEY_RE.match(key):
+            raise ValueError(f"{name}: {key!r} is not a valid Kubernetes label/annotation key")
+    return dict(value)
+
+
+def _seconds(name: str, value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 86400:
+        raise ValueError(f"{name} must be a number of seconds in (0, 86400], got {value!r}")
+    return float(value)
 
 
 def _settings(
@@ -74,10 +122,23 @@ def _settings(
     k6_binary: str | None = None,
     script: str | None = None,
     keep_output: bool = False,
+    namespace: str = "default",
+    image: str = DEFAULT_IMAGE,
+    node_selector: dict[str, str] | None = None,
+    pod_annotations: dict[str, str] | None = None,
+    start_timeout: float = 120.0,
+    stop_timeout: float = 60.0,
 ) -> dict[str, Any]:
     """Check the control's arguments; raise ``ValueError`` naming the bad one."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if not isinstance(namespace, str) or len(namespace) > 63 or not NAMESPACE_RE.match(namespace):
+        raise ValueError(
+            f"namespace {namespace!r} is not a valid Kubernetes namespace name "
+            "(lower-case letters, digits and '-', at most 63 characters)"
+        )
+    if not isinstance(image, str) or not image or any(ch.isspace() for ch in image):
+        raise ValueError(f"image {image!r} is not a container image reference")
     if not isinstance(target_url, str) or not re.match(r"^https?://[^/\s]+", target_url):
         raise ValueError(f"target_url {target_url!r} is not an http(s) URL")
     if not isinstance(rate, int) or isinstance(rate, bool) or not 0 < rate <= MAX_RATE:
@@ -115,6 +176,12 @@ def _settings(
         "script": script,
         "keep_output": keep_output,
         "expect_status": expect_status,
+        "namespace": namespace,
+        "image": image,
+        "node_selector": _string_map("node_selector", node_selector),
+        "pod_annotations": _string_map("pod_annotations", pod_annotations),
+        "start_timeout": _seconds("start_timeout", start_timeout),
+        "stop_timeout": _seconds("stop_timeout", stop_timeout),
     }
 
 
@@ -129,9 +196,15 @@ def validate_control(control: dict[str, Any]) -> None:
         raise InvalidActivity(f"control {control.get('name')!r}: {exc}") from None
 
 
-def _preflight(settings: dict[str, Any]) -> None:
+def _preflight(settings: dict[str, Any], secrets: Secrets = None) -> None:
     env = settings["env"]
     url = env["TARGET_URL"].rstrip("/") + env["TARGET_PATH"]
+    if settings["mode"] != "local" and is_cluster_url(url):
+        # k6 runs in the cluster: check the Service from there, through the API server.
+        preflight_through_service_proxy(
+            url, env["METHOD"], env["PAYLOAD"], settings["expect_status"], secrets
+        )
+        return
     target = InferenceTarget.build(
         url, env["METHOD"], env["PAYLOAD"], expect_status=settings["expect_status"]
     )
@@ -148,22 +221,39 @@ def before_experiment_control(
     **arguments: Any,
 ) -> None:
     """Start k6 before the experiment; interrupt the experiment with a clear
-    message if it cannot start (bad argument, no k6, unreachable target)."""
+    message if it cannot start (bad argument, no k6, unreachable target, a k6
+    pod that does not run); nothing it created is left behind then."""
+    run: LocalK6 | ClusterK6
     try:
         settings = _settings(**arguments)
         if settings["preflight"]:
-            _preflight(settings)
-        work_dir = Path(settings["results_dir"] or tempfile.mkdtemp(prefix="chaosray-k6-"))
-        work_dir.mkdir(parents=True, exist_ok=True)
-        script = Path(settings["script"]) if settings["script"] else None
-        run = LocalK6(settings["env"], work_dir, script, settings["k6_binary"])
+            _preflight(settings, secrets)
+        if settings["mode"] == "local":
+            work_dir = Path(settings["results_dir"] or tempfile.mkdtemp(prefix="chaosray-k6-"))
+            work_dir.mkdir(parents=True, exist_ok=True)
+            script = Path(settings["script"]) if settings["script"] else None
+            run = LocalK6(settings["env"], work_dir, script, settings["k6_binary"])
+        else:
+            runner = JobK6 if settings["mode"] == "job" else TestRunK6
+            run = runner(
+                settings["env"],
+                namespace=settings["namespace"],
+                image=settings["image"],
+                secrets=secrets,
+                script=settings["script"],
+                node_selector=settings["node_selector"],
+                pod_annotations=settings["pod_annotations"],
+                start_timeout=settings["start_timeout"],
+                stop_timeout=settings["stop_timeout"],
+            )
         run.start()
     except (TypeError, ValueError, ActivityFailed) as exc:
         logger.error(f"K6 control: cannot start the load: {exc}")
         raise InterruptExecution(f"K6 control: cannot start the load: {exc}") from None
     _active.append((run, bool(settings["keep_output"])))
     env = settings["env"]
-    logger.info(f"K6 control: load running at {env['RATE']}/s against {env['TARGET_URL']}")
+    where = f" ({run.mode} {run.namespace}/{run.name})" if isinstance(run, ClusterK6) else ""
+    logger.info(f"K6 control: load running at {env['RATE']}/s against {env['TARGET_URL']}{where}")
 
 
 def after_experiment_control(
@@ -177,23 +267,33 @@ def after_experiment_control(
     while _active:
         run, keep_output = _active.pop()
         started = time.time()
+        mode = run.mode if isinstance(run, ClusterK6) else "local"
         try:
             run.stop()
             result = run.result()
         except Exception as exc:  # the journal must say what happened, whatever it was
             logger.error(f"K6 control: collecting the results failed: {exc}")
-            result = {"mode": "local", "status": "error", "error": str(exc)}
-        if not keep_output:
+            result = {"mode": mode, "status": "error", "error": str(exc)}
+        finally:
+            if isinstance(run, ClusterK6):
+                run.delete()
+        if isinstance(run, LocalK6) and not keep_output:
             run.output_path.unlink(missing_ok=True)
+        if result.get("error"):
+            logger.error(f"K6 control: {result['error']}")
         record_in_journal(state, result, arguments, started)
 
 
 def cleanup_control() -> None:
-    """Stop any load still running (interrupted experiment)."""
+    """Stop any load still running and delete any k6 Job, TestRun or
+    ConfigMap still there (interrupted experiment)."""
     _active.clear()
     stopped = stop_all_local_runs()
     if stopped:
         logger.warning(f"K6 control: stopped {stopped} k6 run(s) left running")
+    deleted = stop_all_cluster_runs()
+    if deleted:
+        logger.warning(f"K6 control: deleted {deleted} in-cluster k6 run(s) left behind")
 
 
 def record_in_journal(

@@ -1,0 +1,959 @@
+"""In-cluster k6 runners: a Kubernetes Job, or a k6-operator TestRun.
+
+Both put the load script in a ConfigMap and run the same image with every
+parameter as an environment variable (as ``k6/job.yaml`` does by hand). k6 runs
+with its REST API on port 6565; chaosray reaches it through the API server,
+first by the pod proxy (``/api/v1/namespaces/NS/pods/POD:6565/proxy/``), else
+by a port-forward (which only needs the API server to reach the kubelet, as
+``kubectl logs`` does). The summary is read from the pod's log, where the
+script prints it between marker lines (``SUMMARY_STDOUT=true``).
+
+Everything a run creates carries the labels ``app.kubernetes.io/managed-by:
+chaosray``, ``app.kubernetes.io/name: k6`` and ``chaosray.io/k6-run: <id>``,
+and is deleted when the run ends, on every failure path, in the control's
+``cleanup_control`` (Ctrl-C), and by :func:`delete_leftover_runs`. If chaos
+itself dies, the Job stops at ``activeDeadlineSeconds`` (the duration plus a
+margin) and Kubernetes deletes it ``ttlSecondsAfterFinished`` later; the
+ConfigMap is owned by the Job (or TestRun), so it goes with it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Secrets
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import portforward
+
+from chaosray.k8s.client import REQUEST_TIMEOUT, api_client, batch_v1, core_v1, custom_objects
+from chaosray.k8s.pods import api_message, explain, list_pods, read, watch_pods
+from chaosray.load.k6 import EXIT_REASONS, default_script, k6_result, summary_from_log
+from chaosray.retry import retry_read
+from chaosray.wait import WaitTimeout, wait_until
+
+__all__: list[str] = []  # engine; the control is chaosray.load.control
+
+logger = logging.getLogger("chaostoolkit")
+
+DEFAULT_IMAGE = "grafana/k6:1.1.0"
+API_PORT = 6565
+SCRIPT_KEY = "load.js"
+SCRIPT_DIR = "/scripts"
+CONTAINER = "k6"
+MANAGED_BY = ("app.kubernetes.io/managed-by", "chaosray")
+APP_NAME = ("app.kubernetes.io/name", "k6")
+RUN_LABEL = "chaosray.io/k6-run"
+SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{APP_NAME[0]}={APP_NAME[1]}"
+DEADLINE_MARGIN_S = 300  # activeDeadlineSeconds = duration + this
+TTL_AFTER_FINISHED_S = 600
+LOG_TAIL_LINES = 2000
+TESTRUN_CRD = "testruns.k6.io"
+TESTRUN_API = ("k6.io", "v1alpha1", "testruns")
+K6_COMMAND = [
+    "k6", "run", "--address", f"0.0.0.0:{API_PORT}", "--quiet", "--no-color",
+    f"{SCRIPT_DIR}/{SCRIPT_KEY}",
+]  # fmt: skip
+STOP_BODY = {"data": {"type": "status", "id": "default", "attributes": {"stopped": True}}}
+# Waiting reasons that no amount of waiting fixes.
+FATAL_WAITING = {"InvalidImageName", "CreateContainerConfigError", "ErrImageNeverPull"}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+_running: set[ClusterK6] = set()
+_running_lock = threading.Lock()
+
+
+def duration_seconds(duration: str) -> float:
+    """Seconds of a k6 duration such as ``90s``, ``5m`` or ``1h30m``."""
+    return sum(float(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(duration))
+
+
+def stop_all_cluster_runs() -> int:
+    """Delete what every in-cluster run of this process created (cleanup,
+    Ctrl-C); returns how many runs there were."""
+    with _running_lock:
+        runs = list(_running)
+    for run in runs:
+        run.delete()
+    return len(runs)
+
+
+def _not_found(exc: BaseException) -> bool:
+    return isinstance(exc, ApiException) and exc.status == 404
+
+
+def _container_state(pod: Any) -> Any | None:
+    for status in (pod.status.container_statuses if pod.status else None) or []:
+        if status.name == CONTAINER:
+            return status.state
+    return None
+
+
+def pod_ended(pod: Any) -> bool:
+    """The k6 container has terminated (or the pod is over)."""
+    state = _container_state(pod)
+    return bool(
+        (state is not None and state.terminated is not None)
+        or (pod.status and pod.status.phase in ("Succeeded", "Failed"))
+    )
+
+
+def pod_running(pod: Any) -> bool:
+    state = _container_state(pod)
+    return bool(
+        pod.status
+        and pod.status.phase == "Running"
+        and state is not None
+        and state.running is not None
+        and pod.metadata.deletion_timestamp is None
+    )
+
+
+def exit_code(pod: Any) -> int | None:
+    state = _container_state(pod)
+    if state is not None and state.terminated is not None:
+        return int(state.terminated.exit_code)
+    return None
+
+
+def describe_pod_state(pod: Any) -> str:
+    """What a pod is doing, in words: phase, scheduling, container state."""
+    name = pod.metadata.name
+    phase = pod.status.phase if pod.status else None
+    parts = [f"pod {name} is {phase or 'without a phase'}"]
+    for cond in (pod.status.conditions if pod.status else None) or []:
+        if cond.type == "PodScheduled" and cond.status != "True":
+            parts.append(f"not scheduled ({cond.reason}: {cond.message})")
+    state = _container_state(pod)
+    if state is not None and state.waiting is not None:
+        waiting = state.waiting
+        parts.append(
+            f"container waiting ({waiting.reason}"
+            + (f": {waiting.message}" if waiting.message else "")
+            + ")"
+        )
+    if state is not None and state.terminated is not None:
+        code = int(state.terminated.exit_code)
+        parts.append(
+            f"k6 exited with code {code} ({EXIT_REASONS.get(code, state.terminated.reason)})"
+        )
+    return ", ".join(parts)
+
+
+class K6RestApi:
+    """k6's REST API in a pod, through the API server: the pod proxy first,
+    then a port-forward. Remembers which route answered."""
+
+    def __init__(self, secrets: Secrets, namespace: str, pod: str, timeout: float = 10.0) -> None:
+        self.secrets = secrets
+        self.namespace = namespace
+        self.pod = pod
+        self.timeout = timeout
+        self.route: str | None = None
+
+    def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """Send one request to k6's REST API; its JSON answer. Raises
+        ``ActivityFailed`` naming why each route failed."""
+        errors = []
+        routes = [("pod proxy", self._via_proxy), ("port-forward", self._via_port_forward)]
+        if self.route == "port-forward":
+            routes.reverse()
+        for name, send in routes:
+            try:
+                status, data = send(method, path, body)
+            except Exception as exc:  # each route fails in its own way; report them all
+                errors.append(f"{name}: {exc}")
+                continue
+            if not 200 <= status < 300:
+                text = data.decode("utf-8", "replace")[:300]
+                errors.append(f"{name}: HTTP {status} {text}")
+                continue
+            self.route = name
+            try:
+                answer: dict[str, Any] = json.loads(data or b"{}")
+            except ValueError:
+                answer = {}
+            return answer
+        raise ActivityFailed(
+            f"k6's REST API in pod {self.namespace}/{self.pod} cannot be reached through the "
+            f"API server ({'; '.join(errors)}). chaosray needs pods/proxy or pods/portforward "
+            "in that namespace"
+        )
+
+    def _via_proxy(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
+        api = api_client(self.secrets)
+        url_method, url, headers, payload, _ = api.param_serialize(
+            method=method,
+            resource_path="/api/v1/namespaces/{namespace}/pods/{name}/proxy/{path}",
+            path_params={
+                "namespace": self.namespace,
+                "name": f"{self.pod}:{API_PORT}",
+                "path": path.lstrip("/"),
+            },
+            header_params={"Content-Type": "application/json", "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = api.call_api(
+                url_method,
+                url,
+                header_params=headers,
+                body=payload,
+                _request_timeout=(REQUEST_TIMEOUT[0], self.timeout),
+            )
+            response.read()
+        except ApiException as exc:
+            return int(exc.status or 0), str(api_message(exc) or exc.body or "").encode()
+        return int(response.status), bytes(response.data or b"")
+
+    def _via_port_forward(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
+        # A private ApiClient: kubernetes.stream swaps the client's call_api
+        # while it connects, which must not affect other threads' requests.
+        result: list[tuple[int, bytes]] = []
+        failure: list[BaseException] = []
+
+        def exchange() -> None:
+            try:
+                result.append(self._exchange(method, path, body))
+            except BaseException as exc:
+                failure.append(exc)
+
+        worker = threading.Thread(target=exchange, name="chaosray-k6-port-forward", daemon=True)
+        worker.start()
+        worker.join(self.timeout + 10)
+        if failure:
+            raise failure[0]
+        if not result:
+            raise TimeoutError(f"no answer within {self.timeout + 10:g}s")
+        return result[0]
+
+    def _exchange(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
+        api = client.ApiClient(api_client(self.secrets).configuration)
+        try:
+            forward = portforward(
+                client.CoreV1Api(api).connect_get_namespaced_pod_portforward,
+                self.pod,
+                self.namespace,
+                ports=str(API_PORT),
+            )
+            try:
+                return self._http(forward, method, path, body)
+            finally:
+                forward.close()
+        finally:
+            api.close()
+
+    def _http(self, forward: Any, method: str, path: str, body: Any) -> tuple[int, bytes]:
+        sock = forward.socket(API_PORT)
+        sock.settimeout(self.timeout)
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: localhost:{API_PORT}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        sock.sendall(head.encode() + payload)
+        buffer = b""
+        length: int | None = None
+        header_end = -1
+        while True:
+            if header_end < 0:
+                header_end = buffer.find(b"\r\n\r\n")
+                if header_end >= 0:
+                    for line in buffer[:header_end].split(b"\r\n")[1:]:
+                        key, _, value = line.partition(b":")
+                        if key.strip().lower() == b"content-length":
+                            length = int(value.strip())
+            if header_end >= 0 and length is not None and len(buffer) >= header_end + 4 + length:
+                break
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                chunk = b""
+            if not chunk:
+                if header_end >= 0:
+                    break
+                error = forward.error(API_PORT)
+                raise ConnectionError(error or "the port-forward closed without an answer")
+            buffer += chunk
+        status_line = buffer.split(b"\r\n", 1)[0].split()
+        if len(status_line) < 2 or not status_line[1].isdigit():
+            raise ConnectionError(f"not an HTTP answer: {buffer[:80]!r}")
+        data = buffer[header_end + 4 :]
+        return int(status_line[1]), data if length is None else data[:length]
+
+
+class ClusterK6:
+    """One k6 run in the cluster. ``start()`` creates it and waits until k6
+    runs; ``stop()`` stops it and reads its log; ``delete()`` removes all it
+    created (idempotent; always call it)."""
+
+    mode = "cluster"
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        namespace: str = "default",
+        image: str = DEFAULT_IMAGE,
+        secrets: Secrets = None,
+        script: str | None = None,
+        node_selector: dict[str, str] | None = None,
+        pod_annotations: dict[str, str] | None = None,
+        start_timeout: float = 120.0,
+        stop_timeout: float = 60.0,
+    ) -> None:
+        self.run_id = uuid.uuid4().hex[:10]
+        self.name = f"chaosray-k6-{self.run_id}"
+        self.namespace = namespace
+        self.image = image
+        self.secrets = secrets
+        path = script or str(default_script())
+        try:
+            with open(path, encoding="utf-8") as handle:
+                self.script = handle.read()
+        except OSError as exc:
+            raise ActivityFailed(f"k6 script {path} cannot be read: {exc}") from None
+        self.env = {
+            **env,
+            "SUMMARY_STDOUT": "true",
+            "SUMMARY_PATH": "",
+            "K6_NO_USAGE_REPORT": "true",
+        }
+        self.node_selector = dict(node_selector or {})
+        self.pod_annotations = dict(pod_annotations or {})
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.labels = {
+            MANAGED_BY[0]: MANAGED_BY[1],
+            APP_NAME[0]: APP_NAME[1],
+            RUN_LABEL: self.run_id,
+        }
+        self.created: list[tuple[str, str]] = []  # (kind, name), in creation order
+        self.pod: str | None = None
+        self.log = ""
+        self.exit_code: int | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.stop_route: str | None = None
+        self.problems: list[str] = []
+        self._deleted = False
+
+    # -- what subclasses define -------------------------------------------------
+    def _create_workload(self) -> dict[str, Any]:
+        """Create the Job or TestRun; return it (for the ConfigMap's owner)."""
+        raise NotImplementedError
+
+    def _delete_workload(self) -> None:
+        raise NotImplementedError
+
+    def _pod_selector(self) -> str:
+        raise NotImplementedError
+
+    def _check_progress(self) -> None:
+        """Raise ``ActivityFailed`` if the workload itself reports a failure."""
+
+    def _waiting_for(self) -> str:
+        return "the k6 pod to run"
+
+    # -- the lifecycle ----------------------------------------------------------
+    def env_list(self) -> list[dict[str, str]]:
+        return [{"name": key, "value": value} for key, value in self.env.items()]
+
+    def config_map(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": self.name, "namespace": self.namespace, "labels": self.labels},
+            "data": {SCRIPT_KEY: self.script},
+        }
+
+    def create(self) -> None:
+        """Create the ConfigMap and the workload (nothing is waited for)."""
+        with _running_lock:
+            _running.add(self)
+        core = core_v1(self.secrets)
+        try:
+            core.create_namespaced_config_map(
+                self.namespace, self.config_map(), _request_timeout=REQUEST_TIMEOUT
+            )
+        except ApiException as exc:
+            raise explain(exc, f"create ConfigMap {self.namespace}/{self.name}") from None
+        self.created.append(("ConfigMap", self.name))
+        owner = self._create_workload()
+        # The ConfigMap goes with its Job (or TestRun) should chaosray die.
+        reference = {
+            "apiVersion": owner["apiVersion"],
+            "kind": owner["kind"],
+            "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"],
+        }
+        try:
+            core.patch_namespaced_config_map(
+                self.name,
+                self.namespace,
+                {"metadata": {"ownerReferences": [reference]}},
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except ApiException as exc:
+            logger.warning(f"K6 control: cannot make the ConfigMap owned by {self.name}: {exc}")
+
+    def start(self) -> None:
+        """Create everything and wait until k6 runs; on any failure (or
+        Ctrl-C) delete what was created, then raise."""
+        try:
+            self.create()
+            self.wait_running()
+        except BaseException:
+            self.delete()
+            raise
+
+    def wait_running(self) -> None:
+        """Wait until the k6 pod runs and k6's REST API says the test runs."""
+        core = core_v1(self.secrets)
+        deadline = time.monotonic() + self.start_timeout
+        selector = self._pod_selector()
+        listing = list_pods(core, self.namespace, selector)
+        pods = {p.metadata.name: p for p in listing.items}
+        current: Any = None
+
+        def settled() -> bool:
+            nonlocal current
+            for pod in pods.values():
+                current = pod
+                if pod_ended(pod):
+                    raise ActivityFailed(self._ended_early(pod))
+                state = _container_state(pod)
+                if state is not None and state.waiting and state.waiting.reason in FATAL_WAITING:
+                    raise ActivityFailed(
+                        f"k6 cannot start in {self.namespace}: {describe_pod_state(pod)}"
+                    )
+                if pod_running(pod):
+                    return True
+            self._check_progress()
+            return False
+
+        if not settled():
+            for kind, obj in watch_pods(
+                core, self.namespace, selector, str(listing.metadata.resource_version), deadline
+            ):
+                if kind == "RELIST":
+                    pods = {p.metadata.name: p for p in obj}
+                elif kind == "DELETED":
+                    pods.pop(obj.metadata.name, None)
+                else:
+                    pods[obj.metadata.name] = obj
+                if settled():
+                    break
+            else:
+                self._check_progress()
+                state = (
+                    describe_pod_state(current)
+                    if current is not None
+                    else "no pod was created for it"
+                )
+                raise ActivityFailed(
+                    f"timed out after {self.start_timeout:g}s waiting for {self._waiting_for()} "
+                    f"in namespace {self.namespace}: {state}"
+                )
+        assert current is not None
+        self.pod = current.metadata.name
+        self.started_at = time.time()
+        self._wait_api(deadline)
+        logger.info(
+            f"K6 control: k6 runs in pod {self.namespace}/{self.pod} "
+            f"(REST API through the {self.stop_route})"
+        )
+
+    def _wait_api(self, deadline: float) -> None:
+        assert self.pod is not None
+        api = K6RestApi(self.secrets, self.namespace, self.pod)
+        last: list[str] = []
+
+        def test_running() -> bool:
+            pod = self._read_pod()
+            if pod is None or pod_ended(pod):
+                raise ActivityFailed(
+                    self._ended_early(pod) if pod is not None else f"pod {self.pod} disappeared"
+                )
+            try:
+                status = api.request("GET", "/v1/status")
+            except ActivityFailed as exc:
+                last[:] = [str(exc)]
+                return False
+            return bool(status.get("data", {}).get("attributes", {}).get("running"))
+
+        try:
+            wait_until(
+                test_running,
+                timeout=max(5.0, deadline - time.monotonic()),
+                description=f"k6 in pod {self.pod} to run its test",
+                max_interval=2.0,
+            )
+        except WaitTimeout as exc:
+            raise ActivityFailed(f"{exc}" + (f": {last[0]}" if last else "")) from None
+        self.stop_route = api.route
+
+    def _read_pod(self) -> Any | None:
+        """The k6 pod now, or None once it is gone."""
+        core = core_v1(self.secrets)
+        what = f"read pod {self.namespace}/{self.pod}"
+        try:
+            return retry_read(
+                lambda: core.read_namespaced_pod(
+                    self.pod, self.namespace, _request_timeout=REQUEST_TIMEOUT
+                ),
+                description=what,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise explain(exc, what) from None
+
+    def _ended_early(self, pod: Any) -> str:
+        tail = self._read_log(pod.metadata.name)[-1500:]
+        return f"k6 ended before the experiment began: {describe_pod_state(pod)}" + (
+            f". Its log ends with:\n{tail}" if tail else ""
+        )
+
+    def _read_log(self, pod: str) -> str:
+        core = core_v1(self.secrets)
+        try:
+            text = core.read_namespaced_pod_log(
+                pod,
+                self.namespace,
+                container=CONTAINER,
+                tail_lines=LOG_TAIL_LINES,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except ApiException as exc:
+            self.problems.append(f"the log of pod {pod} cannot be read: {api_message(exc)}")
+            return ""
+        except Exception as exc:  # the kubelet may be unreachable
+            self.problems.append(f"the log of pod {pod} cannot be read: {exc}")
+            return ""
+        return str(text or "")
+
+    def stop(self) -> int | None:
+        """Stop k6 through its REST API (it still prints its summary), wait
+        for the pod to end (up to ``stop_timeout``), and read the log."""
+        if self.pod is None:
+            return None
+        pod = self._read_pod()
+        if pod is not None and not pod_ended(pod):
+            api = K6RestApi(self.secrets, self.namespace, self.pod)
+            if self.stop_route:
+                api.route = self.stop_route
+            try:
+                api.request("PATCH", "/v1/status", STOP_BODY)
+                self.stop_route = api.route
+            except ActivityFailed as exc:
+                self.problems.append(f"k6 could not be stopped: {exc}")
+            else:
+                latest: list[Any] = [pod]
+
+                def ended() -> bool:
+                    latest[0] = self._read_pod()
+                    return latest[0] is None or pod_ended(latest[0])
+
+                try:
+                    wait_until(
+                        ended,
+                        timeout=self.stop_timeout,
+                        description=f"pod {self.pod} to end after k6 was stopped",
+                        max_interval=1.0,
+                    )
+                except WaitTimeout as exc:
+                    self.problems.append(str(exc))
+                pod = latest[0]
+        self.ended_at = time.time()
+        if pod is not None:
+            self.exit_code = exit_code(pod)
+            self.log = self._read_log(self.pod)
+        else:
+            self.problems.append(f"pod {self.pod} was gone before its log could be read")
+        return self.exit_code
+
+    def result(self) -> dict[str, Any]:
+        """The run's results, in the same shape as a local run's (call after stop())."""
+        summary = summary_from_log(self.log)
+        result = k6_result(
+            self.mode,
+            self.exit_code,
+            summary,
+            None,
+            self.started_at,
+            self.ended_at,
+            self.log[-3000:],
+        )
+        result.update({"namespace": self.namespace, "pod": self.pod, "api_route": self.stop_route})
+        if summary is None:
+            self.problems.append(
+                f"the log of pod {self.pod} has no k6 summary between the marker lines: k6 did "
+                "not finish normally, or the script's handleSummary does not print it "
+                "(SUMMARY_STDOUT=true)"
+            )
+        if self.problems:
+            result["error"] = "; ".join(self.problems)
+        return result
+
+    def delete(self, timeout: float = 60.0) -> None:
+        """Delete the workload (its pods go with it) and the ConfigMap, and
+        wait (up to ``timeout``) until the pods are gone. Never raises."""
+        if self._deleted:
+            return
+        core = core_v1(self.secrets)
+        for kind, name in reversed(self.created):
+            try:
+                if kind == "ConfigMap":
+                    core.delete_namespaced_config_map(
+                        name, self.namespace, _request_timeout=REQUEST_TIMEOUT
+                    )
+                else:
+                    self._delete_workload()
+            except Exception as exc:
+                if not _not_found(exc):
+                    logger.error(
+                        f"K6 control: could not delete {kind} {self.namespace}/{name}: {exc}; "
+                        f"delete it with: kubectl delete -n {self.namespace} {kind.lower()} {name}"
+                    )
+                    continue
+            logger.debug(f"K6 control: deleted {kind} {self.namespace}/{name}")
+        self._deleted = True
+        with _running_lock:
+            _running.discard(self)
+        if not self.created:
+            return
+        selector = f"{RUN_LABEL}={self.run_id}"
+        try:
+            wait_until(
+                lambda: (
+                    not core.list_namespaced_pod(
+                        self.namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
+                    ).items
+                ),
+                timeout=timeout,
+                description=f"the pods of k6 run {self.run_id} to be gone",
+                ignore=(ApiException,),
+            )
+        except WaitTimeout as exc:
+            logger.warning(f"K6 control: {exc}")
+
+
+class JobK6(ClusterK6):
+    """k6 as a Kubernetes Job (``mode: job``)."""
+
+    mode = "job"
+
+    def job(self) -> dict[str, Any]:
+        deadline = int(duration_seconds(self.env.get("DURATION", "1h"))) + DEADLINE_MARGIN_S
+        pod_spec: dict[str, Any] = {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": CONTAINER,
+                    "image": self.image,
+                    "command": list(K6_COMMAND),
+                    "env": self.env_list(),
+                    "ports": [{"name": "rest-api", "containerPort": API_PORT}],
+                    "volumeMounts": [{"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True}],
+                }
+            ],
+            "volumes": [{"name": "script", "configMap": {"name": self.name}}],
+        }
+        if self.node_selector:
+            pod_spec["nodeSelector"] = self.node_selector
+        template_meta: dict[str, Any] = {"labels": self.labels}
+        if self.pod_annotations:
+            template_meta["annotations"] = self.pod_annotations
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": self.name, "namespace": self.namespace, "labels": self.labels},
+            "spec": {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": deadline,
+                "ttlSecondsAfterFinished": TTL_AFTER_FINISHED_S,
+                "template": {"metadata": template_meta, "spec": pod_spec},
+            },
+        }
+
+    def _create_workload(self) -> dict[str, Any]:
+        try:
+            created = batch_v1(self.secrets).create_namespaced_job(
+                self.namespace, self.job(), _request_timeout=REQUEST_TIMEOUT
+            )
+        except ApiException as exc:
+            raise explain(exc, f"create Job {self.namespace}/{self.name}") from None
+        self.created.append(("Job", self.name))
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": self.name, "uid": created.metadata.uid},
+        }
+
+    def _delete_workload(self) -> None:
+        batch_v1(self.secrets).delete_namespaced_job(
+            self.name,
+            self.namespace,
+            propagation_policy="Background",
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+
+    def _pod_selector(self) -> str:
+        return f"{RUN_LABEL}={self.run_id}"
+
+
+class TestRunK6(ClusterK6):
+    """k6 under the k6-operator, as a TestRun (``mode: operator``)."""
+
+    mode = "operator"
+    __test__ = False  # not a pytest test class, whatever its name
+
+    def testrun(self) -> dict[str, Any]:
+        runner: dict[str, Any] = {
+            "image": self.image,
+            "env": self.env_list(),
+            "metadata": {"labels": self.labels},
+        }
+        if self.pod_annotations:
+            runner["metadata"]["annotations"] = self.pod_annotations
+        if self.node_selector:
+            runner["nodeSelector"] = self.node_selector
+        return {
+            "apiVersion": f"{TESTRUN_API[0]}/{TESTRUN_API[1]}",
+            "kind": "TestRun",
+            "metadata": {"name": self.name, "namespace": self.namespace, "labels": self.labels},
+            "spec": {
+                "parallelism": 1,
+                "script": {"configMap": {"name": self.name, "file": SCRIPT_KEY}},
+                "arguments": "--no-color",
+                "runner": runner,
+            },
+        }
+
+    def create(self) -> None:
+        require_testrun_crd(self.namespace, self.secrets)
+        super().create()
+
+    def _create_workload(self) -> dict[str, Any]:
+        group, version, plural = TESTRUN_API
+        try:
+            created = custom_objects(self.secrets).create_namespaced_custom_object(
+                group,
+                version,
+                self.namespace,
+                plural,
+                self.testrun(),
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except ApiException as exc:
+            raise explain(exc, f"create TestRun {self.namespace}/{self.name}") from None
+        self.created.append(("TestRun", self.name))
+        return {
+            "apiVersion": f"{group}/{version}",
+            "kind": "TestRun",
+            "metadata": {"name": self.name, "uid": created["metadata"]["uid"]},
+        }
+
+    def _delete_workload(self) -> None:
+        group, version, plural = TESTRUN_API
+        custom_objects(self.secrets).delete_namespaced_custom_object(
+            group,
+            version,
+            self.namespace,
+            plural,
+            self.name,
+            propagation_policy="Background",
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+
+    def _pod_selector(self) -> str:
+        return f"k6_cr={self.name},runner=true"
+
+    def _stage(self) -> tuple[str, list[Any]]:
+        group, version, plural = TESTRUN_API
+        api = custom_objects(self.secrets)
+        obj = read(
+            lambda: api.get_namespaced_custom_object(
+                group, version, self.namespace, plural, self.name, _request_timeout=REQUEST_TIMEOUT
+            ),
+            f"read TestRun {self.namespace}/{self.name}",
+        )
+        status = obj.get("status") or {}
+        return str(status.get("stage") or ""), list(status.get("conditions") or [])
+
+    def _check_progress(self) -> None:
+        stage, conditions = self._stage()
+        if stage in ("error", "finished", "stopped"):
+            detail = "; ".join(
+                f"{c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
+                for c in conditions
+            )
+            raise ActivityFailed(
+                f"TestRun {self.namespace}/{self.name} is at stage {stage!r} before the "
+                f"experiment began" + (f": {detail}" if detail else "")
+            )
+
+    def _waiting_for(self) -> str:
+        try:
+            stage, _ = self._stage()
+        except ActivityFailed:
+            stage = "unknown"
+        return (
+            f"the runner pod of TestRun {self.name} (stage {stage or 'not set'}: is the "
+            "k6-operator running and watching this namespace?)"
+        )
+
+
+def require_testrun_crd(namespace: str, secrets: Secrets) -> None:
+    """Fail clearly when the k6-operator's TestRun CRD is not installed."""
+    group, version, plural = TESTRUN_API
+    api = custom_objects(secrets)
+    try:
+        api.list_namespaced_custom_object(
+            group, version, namespace, plural, limit=1, _request_timeout=REQUEST_TIMEOUT
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            raise ActivityFailed(
+                f"k6-operator is not installed: the TestRun CRD {TESTRUN_CRD} is missing "
+                "(install the k6-operator, or use mode 'job')"
+            ) from None
+        raise explain(exc, f"list TestRuns in {namespace}") from None
+
+
+def is_cluster_url(url: str) -> bool:
+    """A Kubernetes Service's DNS name (``name.namespace.svc[.cluster.local]``)."""
+    host = urlsplit(url).hostname or ""
+    return bool(re.match(r"^[a-z0-9-]+\.[a-z0-9-]+\.svc(\.[a-z0-9.-]+)?$", host))
+
+
+def preflight_through_service_proxy(
+    url: str, method: str, payload: str, expect_status: list[int] | None, secrets: Secrets
+) -> None:
+    """Send one request to an in-cluster URL (``http://svc.ns.svc:port/path``)
+    through the API server's service proxy; raise ``ActivityFailed`` unless it
+    answers with an accepted status."""
+    parts = urlsplit(url)
+    service, namespace = (parts.hostname or "").split(".")[:2]
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    scheme = "https:" if parts.scheme == "https" else ""
+    api = api_client(secrets)
+    url_method, target, headers, body, _ = api.param_serialize(
+        method=method,
+        resource_path="/api/v1/namespaces/{namespace}/services/{name}/proxy/{path}",
+        path_params={
+            "namespace": namespace,
+            "name": f"{scheme}{service}:{port}",
+            "path": parts.path.lstrip("/"),
+        },
+        header_params={"Content-Type": "application/json"},
+        body=payload if method != "GET" else None,
+        auth_settings=["BearerToken"],
+    )
+    try:
+        response = api.call_api(
+            url_method, target, header_params=headers, body=body, _request_timeout=REQUEST_TIMEOUT
+        )
+        response.read()
+        status = int(response.status)
+        detail = ""
+    except ApiException as exc:
+        status, detail = int(exc.status or 0), api_message(exc)
+    except Exception as exc:
+        raise ActivityFailed(
+            f"k6 target {url} does not answer through the API server's service proxy: {exc}"
+        ) from None
+    accepted = status in expect_status if expect_status else 200 <= status < 300
+    if not accepted:
+        raise ActivityFailed(
+            f"k6 target {url} does not answer through the API server's service proxy: "
+            f"HTTP {status}" + (f" {detail}" if detail else "")
+        )
+
+
+def delete_leftover_runs(namespace: str | None = None, secrets: Secrets = None) -> dict[str, Any]:
+    """Delete every k6 Job, TestRun and ConfigMap chaosray left behind (by
+    label), in ``namespace`` or in all namespaces, and wait for their pods to
+    go. Returns what was deleted: ``{"jobs": [...], "testruns": [...],
+    "configmaps": [...]}`` as ``namespace/name``."""
+    core, batch, custom = core_v1(secrets), batch_v1(secrets), custom_objects(secrets)
+    kwargs: dict[str, Any] = {"label_selector": SELECTOR, "_request_timeout": REQUEST_TIMEOUT}
+    deleted: dict[str, list[str]] = {"jobs": [], "testruns": [], "configmaps": []}
+    if namespace:
+        jobs = read(lambda: batch.list_namespaced_job(namespace, **kwargs), "list k6 Jobs").items
+        maps = read(lambda: core.list_namespaced_config_map(namespace, **kwargs), "list k6 maps")
+    else:
+        jobs = read(lambda: batch.list_job_for_all_namespaces(**kwargs), "list k6 Jobs").items
+        maps = read(lambda: core.list_config_map_for_all_namespaces(**kwargs), "list k6 maps")
+    group, version, plural = TESTRUN_API
+    try:
+        if namespace:
+            runs = custom.list_namespaced_custom_object(group, version, namespace, plural, **kwargs)
+        else:
+            runs = custom.list_cluster_custom_object(group, version, plural, **kwargs)
+        testruns = list(runs.get("items") or [])
+    except ApiException as exc:
+        if exc.status != 404:  # 404: no k6-operator, so no TestRun
+            raise explain(exc, "list k6 TestRuns") from None
+        testruns = []
+    for job in jobs:
+        ns, name = job.metadata.namespace, job.metadata.name
+        try:
+            batch.delete_namespaced_job(
+                name, ns, propagation_policy="Background", _request_timeout=REQUEST_TIMEOUT
+            )
+            deleted["jobs"].append(f"{ns}/{name}")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise explain(exc, f"delete Job {ns}/{name}") from None
+    for run in testruns:
+        ns, name = run["metadata"]["namespace"], run["metadata"]["name"]
+        try:
+            custom.delete_namespaced_custom_object(
+                group, version, ns, plural, name, propagation_policy="Background",
+                _request_timeout=REQUEST_TIMEOUT,
+            )  # fmt: skip
+            deleted["testruns"].append(f"{ns}/{name}")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise explain(exc, f"delete TestRun {ns}/{name}") from None
+    for cm in maps.items:
+        ns, name = cm.metadata.namespace, cm.metadata.name
+        try:
+            core.delete_namespaced_config_map(name, ns, _request_timeout=REQUEST_TIMEOUT)
+            deleted["configmaps"].append(f"{ns}/{name}")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise explain(exc, f"delete ConfigMap {ns}/{name}") from None
+
+    def pods_left() -> list[Any]:
+        listing = (
+            core.list_namespaced_pod(namespace, label_selector=SELECTOR)
+            if namespace
+            else core.list_pod_for_all_namespaces(label_selector=SELECTOR)
+        )
+        return list(listing.items)
+
+    try:
+        wait_until(
+            lambda: not pods_left(),
+            timeout=60,
+            description="the k6 pods to be gone",
+            ignore=(ApiException,),
+        )
+    except WaitTimeout as exc:
+        logger.warning(f"K6 cleanup: {exc}")
+    if any(deleted.values()):
+        logger.warning(f"K6 cleanup: deleted leftovers {deleted}")
+    return deleted

@@ -1,0 +1,77 @@
+"""KubeRay-aware actions: delete the Ray head pod or a worker pod.
+
+They select pods by KubeRay's labels and delete through
+:func:`chaosray.k8s.actions.delete_pod`, so they share its safety: dry run,
+context allow-list, uid precondition, and the recorded deletion time that
+the waits measure recovery from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaoslib.types import Configuration, Secrets
+
+from chaosray.k8s.actions import delete_pod
+from chaosray.ray.dashboard import ray_selector, resolve_cluster_name
+
+__all__ = ["delete_ray_head", "delete_ray_worker"]
+
+
+def delete_ray_head(
+    cluster: str | None = None,
+    service: str | None = None,
+    namespace: str = "default",
+    grace_period: int | None = None,
+    dry_run: bool = False,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Delete the head pod of RayCluster `cluster` (or of RayService
+    `service`'s active cluster). Returns `pod`, `node`, `deleted_at`,
+    `dry_run`, and `cluster`."""
+    name = resolve_cluster_name(namespace, cluster, service, secrets)
+    result = delete_pod(
+        ray_selector(name, "head"),
+        namespace,
+        grace_period=grace_period,
+        dry_run=dry_run,
+        configuration=configuration,
+        secrets=secrets,
+    )
+    return {**result, "cluster": name}
+
+
+def delete_ray_worker(
+    cluster: str | None = None,
+    service: str | None = None,
+    namespace: str = "default",
+    group: str | None = None,
+    name: str | None = None,
+    pick: str = "oldest",
+    seed: int | None = None,
+    grace_period: int | None = None,
+    min_ready_remaining: int | None = None,
+    dry_run: bool = False,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Delete one worker pod of RayCluster `cluster` (or RayService `service`'s
+    active cluster), optionally of worker group `group`: the pod `name`, else
+    the `oldest` or a `random` one (`seed`). With `min_ready_remaining` it
+    refuses when fewer Ready workers would remain. Returns `pod`, `node`,
+    `deleted_at`, `dry_run`, `cluster`."""
+    cluster_name = resolve_cluster_name(namespace, cluster, service, secrets)
+    result = delete_pod(
+        ray_selector(cluster_name, "worker", group),
+        namespace,
+        name=name,
+        pick=pick,
+        seed=seed,
+        grace_period=grace_period,
+        min_ready_remaining=min_ready_remaining,
+        dry_run=dry_run,
+        configuration=configuration,
+        secrets=secrets,
+    )
+    return {**result, "cluster": cluster_name}

@@ -1,0 +1,167 @@
+"""Reaching the Ray dashboard and finding KubeRay's pods (no activities).
+
+By default the dashboard is reached through the Kubernetes API server's
+service proxy to the head service (``<cluster>-head-svc``, port ``dashboard``),
+so a user needs nothing but a kubeconfig; an explicit ``dashboard_url`` is
+used as is (a port-forward, an ingress, a local cluster).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Secrets
+from kubernetes.client.exceptions import ApiException
+
+from chaosray.k8s.client import REQUEST_TIMEOUT, api_client, custom_objects
+from chaosray.k8s.pods import explain
+from chaosray.retry import retry_read
+
+__all__: list[str] = []  # helpers, not activities
+
+DASHBOARD_TIMEOUT = (5.0, 15.0)
+CLUSTER_LABEL = "ray.io/cluster"
+NODE_TYPE_LABEL = "ray.io/node-type"
+GROUP_LABEL = "ray.io/group"
+
+
+class DashboardUnreachable(ActivityFailed):  # type: ignore[misc]
+    """The dashboard did not answer (the head is down, the URL is wrong)."""
+
+
+def resolve_cluster_name(
+    namespace: str,
+    cluster: str | None,
+    service: str | None,
+    secrets: Secrets,
+) -> str:
+    """The RayCluster to look at: `cluster`, or the active cluster of RayService
+    `service` (it changes when the RayService rolls to a new cluster)."""
+    if cluster:
+        return cluster
+    if not service:
+        raise ActivityFailed("name the RayCluster (`cluster`) or the RayService (`service`)")
+    try:
+        obj = custom_objects(secrets).get_namespaced_custom_object(
+            "ray.io", "v1", namespace, "rayservices", service, _request_timeout=REQUEST_TIMEOUT
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            raise ActivityFailed(
+                f"RayService {service!r} does not exist in namespace {namespace!r}"
+            ) from None
+        raise explain(exc, f"read RayService {service}") from None
+    active = (obj.get("status") or {}).get("activeServiceStatus") or {}
+    name = active.get("rayClusterName")
+    if not name:
+        raise ActivityFailed(f"RayService {namespace}/{service} has no active RayCluster yet")
+    return str(name)
+
+
+def ray_selector(cluster: str, node_type: str | None = None, group: str | None = None) -> str:
+    """KubeRay's labels for a cluster's pods (head, workers, a worker group)."""
+    parts = [f"{CLUSTER_LABEL}={cluster}"]
+    if node_type:
+        parts.append(f"{NODE_TYPE_LABEL}={node_type}")
+    if group:
+        parts.append(f"{GROUP_LABEL}={group}")
+    return ",".join(parts)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """One way to the Ray dashboard: an explicit URL, or the API server proxy."""
+
+    namespace: str
+    cluster: str
+    url: str | None = None
+    head_service: str | None = None
+    port_name: str = "dashboard"
+
+    @property
+    def where(self) -> str:
+        if self.url:
+            return self.url
+        service = f"{self.namespace}/{self.service_name}:{self.port_name}"
+        return f"the API server's proxy to service {service}"
+
+    @property
+    def service_name(self) -> str:
+        return self.head_service or f"{self.cluster}-head-svc"
+
+    def get(self, path: str, params: dict[str, str] | None = None, secrets: Secrets = None) -> Any:
+        """GET a dashboard path (reads are retried on transient errors); the
+        parsed JSON. Raises ``DashboardUnreachable`` when it does not answer."""
+        query = f"?{urlencode(params)}" if params else ""
+
+        def once() -> Any:
+            if self.url:
+                answer = requests.get(
+                    f"{self.url.rstrip('/')}/{path.lstrip('/')}{query}", timeout=DASHBOARD_TIMEOUT
+                )
+                answer.raise_for_status()
+                return _parse(answer.content)
+            api = api_client(secrets)
+            host = api.configuration.host
+            proxy = (
+                f"/api/v1/namespaces/{self.namespace}/services/"
+                f"{self.service_name}:{self.port_name}/proxy/{path.lstrip('/')}{query}"
+            )
+            response = api.call_api(
+                "GET",
+                host + proxy,
+                header_params={"Accept": "application/json"},
+                _request_timeout=DASHBOARD_TIMEOUT,
+            )
+            response.read()
+            if response.status >= 400:
+                raise _ProxyError(response.status, response.data)
+            return _parse(response.data)
+
+        try:
+            return retry_read(once, description=f"Ray dashboard {path}", attempts=2)
+        except _ProxyError as exc:
+            raise DashboardUnreachable(
+                f"Ray dashboard via {self.where}: HTTP {exc.status} {exc.message}"
+            ) from None
+        except (requests.RequestException, OSError, ValueError) as exc:
+            raise DashboardUnreachable(
+                f"Ray dashboard at {self.where} does not answer: {exc}"
+            ) from None
+
+
+def _parse(body: bytes) -> Any:
+    """JSON when the dashboard answers JSON, else its text (health endpoints)."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()
+
+
+class _ProxyError(Exception):
+    def __init__(self, status: int, body: bytes) -> None:
+        try:
+            message = json.loads(body).get("message") or body[:200].decode("utf-8", "replace")
+        except (ValueError, AttributeError):
+            message = body[:200].decode("utf-8", "replace")
+        super().__init__(message)
+        self.status = status
+        self.message = str(message)
+
+
+def nodes(dashboard: Dashboard, secrets: Secrets) -> list[dict[str, Any]]:
+    """Every node of Ray's node table (ALIVE and DEAD), from the state API."""
+    body = dashboard.get("api/v0/nodes", {"detail": "1", "limit": "10000"}, secrets)
+    if not body.get("result"):
+        raise DashboardUnreachable(f"Ray state API error: {body.get('msg')}")
+    return list(body["data"]["result"]["result"])
+
+
+def serve_applications(dashboard: Dashboard, secrets: Secrets) -> dict[str, Any]:
+    """The dashboard's Serve REST API answer (applications, proxies, ...)."""
+    return dict(dashboard.get("api/serve/applications/", None, secrets))

@@ -1,0 +1,403 @@
+"""KubeRay-aware probes: RayCluster and RayService status, Ray's node table,
+Serve applications and proxies, GCS health, worker reconnection and zombies.
+
+Every probe names the cluster by `cluster` (a RayCluster) or `service` (a
+RayService, whose active cluster is followed). Dashboard probes go through the
+API server's service proxy to `<cluster>-head-svc` by default (only a
+kubeconfig is needed), or to `dashboard_url` when given.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+from kubernetes.client.exceptions import ApiException
+
+from chaosray.k8s.client import REQUEST_TIMEOUT, core_v1, custom_objects
+from chaosray.k8s.pods import explain, is_ready, list_pods
+from chaosray.k8s.probes import wait_for_ready_pods
+from chaosray.metrics import to_epoch
+from chaosray.ray.dashboard import (
+    Dashboard,
+    DashboardUnreachable,
+    nodes,
+    ray_selector,
+    resolve_cluster_name,
+    serve_applications,
+)
+from chaosray.wait import WaitTimeout, wait_until
+
+__all__ = [
+    "ray_alive_nodes",
+    "ray_gcs_healthy",
+    "ray_head_recovery",
+    "ray_operational",
+    "ray_serve_applications",
+    "ray_serve_proxies",
+    "ray_zombie_workers",
+    "raycluster_status",
+    "rayservice_status",
+]
+
+logger = logging.getLogger("chaostoolkit")
+
+
+def _dashboard(
+    namespace: str,
+    cluster: str | None,
+    service: str | None,
+    dashboard_url: str | None,
+    head_service: str | None,
+    secrets: Secrets,
+) -> Dashboard:
+    if dashboard_url:
+        return Dashboard(namespace, cluster or service or "ray", url=dashboard_url)
+    name = resolve_cluster_name(namespace, cluster, service, secrets)
+    return Dashboard(namespace, name, head_service=head_service)
+
+
+def raycluster_status(
+    cluster: str | None = None,
+    service: str | None = None,
+    namespace: str = "default",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Status of the RayCluster `cluster` (or RayService `service`'s active one).
+
+    Returns `name`, `state`, `desired_workers`, `ready_workers`,
+    `available_workers`, `head_pod` (name), `head_ready` (the HeadPodReady
+    condition, else the head pod's readiness), `replica_failure` (the
+    ReplicaFailure condition's message, or null), `ready` (head ready and
+    ready workers == desired), `conditions`.
+    """
+    name = resolve_cluster_name(namespace, cluster, service, secrets)
+    try:
+        obj = custom_objects(secrets).get_namespaced_custom_object(
+            "ray.io", "v1", namespace, "rayclusters", name, _request_timeout=REQUEST_TIMEOUT
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            raise ActivityFailed(
+                f"RayCluster {name!r} does not exist in namespace {namespace!r}"
+            ) from None
+        raise explain(exc, f"read RayCluster {name}") from None
+    status = obj.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    head_pods = [
+        p
+        for p in list_pods(core_v1(secrets), namespace, ray_selector(name, "head")).items
+        if p.metadata.deletion_timestamp is None
+    ]
+    head_condition = conditions.get("HeadPodReady")
+    head_ready = (
+        head_condition.get("status") == "True"
+        if head_condition
+        else any(is_ready(p) for p in head_pods)
+    )
+    failure = conditions.get("ReplicaFailure")
+    desired = int(status.get("desiredWorkerReplicas") or 0)
+    ready_workers = int(status.get("readyWorkerReplicas") or 0)
+    return {
+        "name": name,
+        "state": status.get("state"),
+        "desired_workers": desired,
+        "ready_workers": ready_workers,
+        "available_workers": int(status.get("availableWorkerReplicas") or 0),
+        "head_pod": head_pods[0].metadata.name if head_pods else None,
+        "head_ready": head_ready,
+        "replica_failure": failure.get("message")
+        if failure and failure.get("status") == "True"
+        else None,
+        "ready": head_ready and ready_workers == desired,
+        "conditions": list(conditions.values()),
+    }
+
+
+def rayservice_status(
+    service: str,
+    namespace: str = "default",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Status of RayService `service`: `ready` (its Ready condition),
+    `active_cluster`, `pending_cluster`, and `applications` (name -> status,
+    message and deployments: name -> status)."""
+    try:
+        obj = custom_objects(secrets).get_namespaced_custom_object(
+            "ray.io", "v1", namespace, "rayservices", service, _request_timeout=REQUEST_TIMEOUT
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            raise ActivityFailed(
+                f"RayService {service!r} does not exist in namespace {namespace!r}"
+            ) from None
+        raise explain(exc, f"read RayService {service}") from None
+    status = obj.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    active = status.get("activeServiceStatus") or {}
+    pending = status.get("pendingServiceStatus") or {}
+    applications = {
+        app: {
+            "status": info.get("status"),
+            "message": info.get("message"),
+            "deployments": {
+                d: (dep or {}).get("status")
+                for d, dep in (info.get("serveDeploymentStatuses") or {}).items()
+            },
+        }
+        for app, info in (active.get("applicationStatuses") or {}).items()
+    }
+    return {
+        "name": service,
+        "ready": (conditions.get("Ready") or {}).get("status") == "True",
+        "active_cluster": active.get("rayClusterName"),
+        "pending_cluster": pending.get("rayClusterName"),
+        "applications": applications,
+        "conditions": list(conditions.values()),
+    }
+
+
+def ray_alive_nodes(
+    cluster: str | None = None,
+    service: str | None = None,
+    namespace: str = "default",
+    dashboard_url: str | None = None,
+    head_service: str | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Ray's own node table, from the dashboard: `alive` (count of ALIVE
+    nodes), `alive_workers`, `dead` (count), `head_alive`, and `nodes` (each:
+    `node_id`, `node_ip`, `state`, `is_head`). After a head restart the new
+    head has a new node id and the old one stays DEAD."""
+    dashboard = _dashboard(namespace, cluster, service, dashboard_url, head_service, secrets)
+    table = nodes(dashboard, secrets)
+    alive = [n for n in table if n.get("state") == "ALIVE"]
+    return {
+        "alive": len(alive),
+        "alive_workers": sum(1 for n in alive if not n.get("is_head_node")),
+        "dead": sum(1 for n in table if n.get("state") == "DEAD"),
+        "head_alive": any(n.get("is_head_node") for n in alive),
+        "nodes": [
+            {
+                "node_id": n.get("node_id"),
+                "node_ip": n.get("node_ip"),
+                "state": n.get("state"),
+                "is_head": bool(n.get("is_head_node")),
+            }
+            for n in table
+        ],
+    }
+
+
+def ray_serve_applications(
+    cluster: str | None = None,
+    service: str | None = None,
+    namespace: str = "default",
+    dashboard_url: str | None = None,
+    head_service: str | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Serve applications from the dashboard: `all_running` (every application
+    RUNNING), `applications` (name -> `status`, `message`, `deployments`: name ->
+    status and replica count), `replicas_per_node` (node id -> replicas)."""
+    dashboard = _dashboard(namespace, cluster, service, dashboard_url, head_service, secrets)
+    body = serve_applications(dashboard, secrets)
+    apps: dict[str, Any] = {}
+    per_node: Counter[str] = Counter()
+    for name, app in (body.get("applications") or {}).items():
+        deployments = {}
+        for dep_name, dep in (app.get("deployments") or {}).items():
+            replicas = dep.get("replicas") or []
+            for replica in replicas:
+                if replica.get("state") == "RUNNING":
+                    per_node[str(replica.get("node_id"))] += 1
+            deployments[dep_name] = {"status": dep.get("status"), "replicas": len(replicas)}
+        apps[name] = {
+            "status": app.get("status"),
+            "message": app.get("message"),
+            "deployments": deployments,
+        }
+    return {
+        "all_running": bool(apps) and all(a["status"] == "RUNNING" for a in apps.values()),
+        "applications": apps,
+        "replicas_per_node": dict(per_node),
+    }
+
+
+def ray_serve_proxies(
+    cluster: str | None = None,
+    service: str | None = None,
+    namespace: str = "default",
+    dashboard_url: str | None = None,
+    head_service: str | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Serve's HTTP proxies (one per node that serves): `healthy` (count of
+    HEALTHY proxies), `total`, `all_healthy`, `proxies` (node id -> status)."""
+    dashboard = _dashboard(namespace, cluster, service, dashboard_url, head_service, secrets)
+    body = serve_applications(dashboard, secrets)
+    proxies = {
+        str(node): str((p or {}).get("status")) for node, p in (body.get("proxies") or {}).items()
+    }
+    healthy = sum(1 for s in proxies.values() if s == "HEALTHY")
+    return {
+        "healthy": healthy,
+        "total": len(proxies),
+        "all_healthy": bool(proxies) and healthy == len(proxies),
+        "proxies": proxies,
+    }
+
+
+def ray_gcs_healthy(
+    cluster: str | None = None,
+    service: str | None = None,
+    namespace: str = "default",
+    dashboard_url: str | None = None,
+    head_service: str | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> bool:
+    """Whether the GCS answers, as the dashboard sees it (`/api/gcs_healthz`).
+    False (not an error) while the head is down."""
+    dashboard = _dashboard(namespace, cluster, service, dashboard_url, head_service, secrets)
+    try:
+        dashboard.get("api/gcs_healthz", None, secrets)
+    except DashboardUnreachable as exc:
+        logger.info(f"GCS not healthy: {exc}")
+        return False
+    return True
+
+
+def ray_operational(
+    expected_alive: int,
+    cluster: str | None = None,
+    service: str | None = None,
+    namespace: str = "default",
+    dashboard_url: str | None = None,
+    head_service: str | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Ray stays operational (for example while a Redis pod is gone): every
+    Serve application RUNNING and at least `expected_alive` ALIVE nodes.
+    Returns `operational`, `alive`, `all_running`, `reason` (when not)."""
+    try:
+        node_table = ray_alive_nodes(
+            cluster, service, namespace, dashboard_url, head_service, configuration, secrets
+        )
+        serve = ray_serve_applications(
+            cluster, service, namespace, dashboard_url, head_service, configuration, secrets
+        )
+    except DashboardUnreachable as exc:
+        return {"operational": False, "alive": None, "all_running": None, "reason": str(exc)}
+    reasons = []
+    if node_table["alive"] < expected_alive:
+        reasons.append(f"{node_table['alive']} ALIVE nodes, expected {expected_alive}")
+    if not serve["all_running"]:
+        states = {k: v["status"] for k, v in serve["applications"].items()}
+        reasons.append(f"Serve applications not all RUNNING: {states or 'none deployed'}")
+    return {
+        "operational": not reasons,
+        "alive": node_table["alive"],
+        "all_running": serve["all_running"],
+        "reason": "; ".join(reasons) or None,
+    }
+
+
+def ray_zombie_workers(
+    cluster: str | None = None,
+    service: str | None = None,
+    namespace: str = "default",
+    dashboard_url: str | None = None,
+    head_service: str | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Worker pods that Kubernetes calls Ready but that have no ALIVE node in
+    Ray's node table (matched by pod IP): `zombies` (pod names), `count`,
+    `workers` (pod -> its Ray node state or null)."""
+    name = cluster or resolve_cluster_name(namespace, cluster, service, secrets)
+    pods = list_pods(core_v1(secrets), namespace, ray_selector(name, "worker")).items
+    dashboard = _dashboard(namespace, name, None, dashboard_url, head_service, secrets)
+    table = nodes(dashboard, secrets)
+    state_by_ip: dict[str, str] = {}
+    for node in table:  # an ALIVE entry wins over DEAD ones of the same IP
+        ip = str(node.get("node_ip"))
+        if state_by_ip.get(ip) != "ALIVE":
+            state_by_ip[ip] = str(node.get("state"))
+    workers = {p.metadata.name: state_by_ip.get(p.status.pod_ip or "") for p in pods if is_ready(p)}
+    zombies = sorted(n for n, state in workers.items() if state != "ALIVE")
+    return {"zombies": zombies, "count": len(zombies), "workers": workers}
+
+
+def ray_head_recovery(
+    cluster: str | None = None,
+    service: str | None = None,
+    namespace: str = "default",
+    head_timeout: float = 180.0,
+    reconnect_timeout: float = 60.0,
+    dashboard_url: str | None = None,
+    head_service: str | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """After the head pod is deleted: wait (at most `head_timeout` s) for the
+    new head pod to be Ready, then (at most `reconnect_timeout` s) for every
+    Ready worker pod to be ALIVE again in the new head's node table.
+
+    Returns `head_ready_s` (deletion to Ready, Kubernetes' timestamps),
+    `workers_reconnect_s` (from the head Ready, as observed), `alive`,
+    `zombies` (Ready worker pods still without an ALIVE node), `head`
+    (the wait's details). Fails when either wait times out.
+    """
+    name = resolve_cluster_name(namespace, cluster, service, secrets)
+    head = wait_for_ready_pods(
+        ray_selector(name, "head"), 1, namespace, head_timeout, None, configuration, secrets
+    )
+    head_ready_at = to_epoch(head["recovered_at"]) if head["recovered_at"] else time.time()
+
+    def reconnected() -> dict[str, Any] | None:
+        try:
+            found = ray_zombie_workers(
+                name, None, namespace, dashboard_url, head_service, configuration, secrets
+            )
+        except DashboardUnreachable:
+            return None
+        return found if found["workers"] and not found["zombies"] else None
+
+    try:
+        final = wait_until(
+            reconnected,
+            timeout=reconnect_timeout,
+            interval=0.5,
+            description="every worker to be ALIVE in the new head's node table",
+        )
+    except WaitTimeout:
+        try:
+            left = ray_zombie_workers(
+                name, None, namespace, dashboard_url, head_service, configuration, secrets
+            )["zombies"]
+        except DashboardUnreachable as exc:
+            left = [f"(dashboard unreachable: {exc})"]
+        raise ActivityFailed(
+            f"workers did not reconnect within {reconnect_timeout:g}s of the new head being "
+            f"Ready; not ALIVE in Ray: {', '.join(left)}"
+        ) from None
+    observed_at = time.time()
+    assert final is not None  # wait_until returns only a truthy value
+    return {
+        "head_ready_s": head["recovery_s"],
+        "workers_reconnect_s": max(0.0, observed_at - head_ready_at),
+        "alive": len(final["workers"]),
+        "zombies": final["zombies"],
+        "head": head,
+    }

@@ -1,0 +1,324 @@
+"""Ray probes and actions against the real local Ray cluster (with Serve and
+GCS fault tolerance on Redis), directly and through the test cluster's API
+server service proxy; KubeRay status against the real operator."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+from kubernetes import client
+
+from chaosray.nlb.probes import inference_request
+from chaosray.ray import actions, probes
+from chaosray.wait import wait_until
+from tests.rig.kube import NAMESPACE, KubeCluster, make_test_pod
+from tests.rig.netns import NetnsHost, start_netns_host
+from tests.rig.procs import free_port
+from tests.rig.ray_cluster import LocalRayCluster
+
+pytestmark = pytest.mark.slow
+
+RIG_CLUSTER = "rig-ray"  # the pods that stand for the local Ray nodes
+PROXY_SERVICE = "rig-ray-dashboard"
+PROXY_POD = "rig-ray-dashboard-head"
+
+
+@pytest.fixture(scope="module")
+def proxied_dashboard(
+    ray_cluster: LocalRayCluster,
+    _topology_applied: KubeCluster,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[KubeCluster]:
+    """A Service without selector whose Endpoints reach the local dashboard
+    through a test host in a network namespace (the API server does not proxy
+    to loopback): API server -> test host -> our end of the link -> dashboard."""
+    cluster = _topology_applied
+    work = tmp_path_factory.mktemp("netns")
+    host: NetnsHost = start_netns_host()
+    core = cluster.core()
+    try:
+        dashboard_port = int(ray_cluster.dashboard_url.rsplit(":", 1)[1])
+        hop = free_port()
+        host.relay(work, hop, ("127.0.0.1", dashboard_port), inside=False)
+        host.relay(work, 8265, (host.host_ip, hop), inside=True)
+        core.create_namespaced_service(
+            NAMESPACE,
+            client.V1Service(
+                metadata=client.V1ObjectMeta(name=PROXY_SERVICE),
+                spec=client.V1ServiceSpec(
+                    ports=[client.V1ServicePort(name="dashboard", port=8265, target_port=8265)]
+                ),
+            ),
+        )
+        # The API server proxies only to addresses that are pods: a pod whose
+        # IP is the test host's stands for the head pod.
+        pod = make_test_pod(PROXY_POD)
+        pod.metadata.labels = {"rig.chaosray/dashboard-pod": "true"}
+        core.create_namespaced_pod(NAMESPACE, pod)
+        wait_until(
+            lambda: core.read_namespaced_pod(PROXY_POD, NAMESPACE).status.pod_ip,
+            timeout=30,
+            description="the stand-in head pod running",
+        )
+        _set_pod_ip(core, PROXY_POD, host.ns_ip)
+        core.create_namespaced_endpoints(
+            NAMESPACE,
+            client.V1Endpoints(
+                metadata=client.V1ObjectMeta(name=PROXY_SERVICE),
+                subsets=[
+                    client.V1EndpointSubset(
+                        addresses=[
+                            client.V1EndpointAddress(
+                                ip=host.ns_ip,
+                                target_ref=client.V1ObjectReference(
+                                    kind="Pod", name=PROXY_POD, namespace=NAMESPACE
+                                ),
+                            )
+                        ],
+                        ports=[client.CoreV1EndpointPort(name="dashboard", port=8265)],
+                    )
+                ],
+            ),
+        )
+        # The EndpointSlice mirroring controller publishes the Endpoints to
+        # the API server's proxy shortly after.
+        slices = client.DiscoveryV1Api(core.api_client)
+        wait_until(
+            lambda: (
+                slices.list_namespaced_endpoint_slice(
+                    NAMESPACE, label_selector=f"kubernetes.io/service-name={PROXY_SERVICE}"
+                ).items
+            ),
+            timeout=30,
+            description="the mirrored EndpointSlice",
+        )
+        yield cluster
+    finally:
+        core.delete_namespaced_service(PROXY_SERVICE, NAMESPACE)
+        core.delete_namespaced_pod(PROXY_POD, NAMESPACE, grace_period_seconds=0)
+        host.stop()
+
+
+@pytest.fixture
+def kubeconfig(_topology_applied: KubeCluster, monkeypatch: pytest.MonkeyPatch) -> KubeCluster:
+    monkeypatch.setenv("KUBECONFIG", str(_topology_applied.kubeconfig))
+    return _topology_applied
+
+
+def _via_proxy() -> dict[str, Any]:
+    return {"cluster": RIG_CLUSTER, "namespace": NAMESPACE, "head_service": PROXY_SERVICE}
+
+
+def _direct(ray_cluster: LocalRayCluster) -> dict[str, Any]:
+    return {
+        "cluster": RIG_CLUSTER,
+        "namespace": NAMESPACE,
+        "dashboard_url": ray_cluster.dashboard_url,
+    }
+
+
+# --- KubeRay status (real operator, kwok pods) -----------------------------------------------
+
+
+def test_raycluster_status_from_the_operator(kubeconfig: KubeCluster) -> None:
+    status = probes.raycluster_status(cluster="ray-serve", namespace=NAMESPACE)
+    assert status["desired_workers"] == 3
+    assert status["ready_workers"] == 3
+    assert status["state"] == "ready"
+    assert status["head_ready"] is True and status["ready"] is True
+    head = (
+        kubeconfig.core()
+        .list_namespaced_pod(
+            NAMESPACE, label_selector="ray.io/cluster=ray-serve,ray.io/node-type=head"
+        )
+        .items[0]
+    )
+    assert status["head_pod"] == head.metadata.name
+    assert status["replica_failure"] is None
+
+
+def test_kuberay_bad_names(kubeconfig: KubeCluster) -> None:
+    with pytest.raises(ActivityFailed, match="RayCluster 'nope' does not exist"):
+        probes.raycluster_status(cluster="nope", namespace=NAMESPACE)
+    with pytest.raises(ActivityFailed, match="RayService 'nope' does not exist"):
+        probes.rayservice_status("nope", namespace=NAMESPACE)
+    with pytest.raises(ActivityFailed, match="name the RayCluster"):
+        probes.raycluster_status(namespace=NAMESPACE)
+
+
+def test_delete_ray_worker_dry_run_uses_kuberay_labels(kubeconfig: KubeCluster) -> None:
+    result = actions.delete_ray_worker(cluster="ray-serve", namespace=NAMESPACE, dry_run=True)
+    pod = kubeconfig.core().read_namespaced_pod(result["pod"], NAMESPACE)
+    assert pod.metadata.labels["ray.io/node-type"] == "worker" and result["dry_run"] is True
+    head = actions.delete_ray_head(cluster="ray-serve", namespace=NAMESPACE, dry_run=True)
+    assert (
+        kubeconfig.core()
+        .read_namespaced_pod(head["pod"], NAMESPACE)
+        .metadata.labels["ray.io/node-type"]
+        == "head"
+    )
+
+
+# --- the dashboard, directly and through the API server ------------------------------------
+
+
+def test_dashboard_probes_directly(kubeconfig: KubeCluster, ray_cluster: LocalRayCluster) -> None:
+    nodes = probes.ray_alive_nodes(**_direct(ray_cluster))
+    truth = ray_cluster.alive_nodes()
+    assert nodes["alive"] == len(truth) == 4
+    assert nodes["alive_workers"] == 3 and nodes["head_alive"] is True
+    assert {n["node_id"] for n in nodes["nodes"] if n["state"] == "ALIVE"} == {
+        n["node_id"] for n in truth
+    }
+    serve = probes.ray_serve_applications(**_direct(ray_cluster))
+    assert serve["all_running"] is True
+    assert sum(serve["replicas_per_node"].values()) == 3
+    proxies = probes.ray_serve_proxies(**_direct(ray_cluster))
+    assert proxies["all_healthy"] is True and proxies["total"] == 4
+    assert probes.ray_gcs_healthy(**_direct(ray_cluster)) is True
+
+
+def test_dashboard_probes_through_the_api_server_proxy(
+    proxied_dashboard: KubeCluster, kubeconfig: KubeCluster, ray_cluster: LocalRayCluster
+) -> None:
+    started = time.perf_counter()
+    direct = probes.ray_alive_nodes(**_direct(ray_cluster))
+    direct_s = time.perf_counter() - started
+    started = time.perf_counter()
+    proxied = probes.ray_alive_nodes(**_via_proxy())
+    proxied_s = time.perf_counter() - started
+    assert proxied["alive"] == direct["alive"] == 4
+    assert sorted(n["node_id"] for n in proxied["nodes"]) == sorted(
+        n["node_id"] for n in direct["nodes"]
+    )
+    assert probes.ray_serve_applications(**_via_proxy())["all_running"] is True
+    ms = f"direct {direct_s * 1000:.1f} ms, via API server proxy {proxied_s * 1000:.1f} ms"
+    print(f"\nray_alive_nodes: {ms}")
+
+
+def test_dashboard_unreachable_is_a_clear_error(kubeconfig: KubeCluster) -> None:
+    with pytest.raises(ActivityFailed, match="does not answer"):
+        probes.ray_alive_nodes(RIG_CLUSTER, dashboard_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ActivityFailed, match=r"HTTP 404 services \"no-such-svc\" not found"):
+        probes.ray_alive_nodes(RIG_CLUSTER, namespace=NAMESPACE, head_service="no-such-svc")
+
+
+# --- zombies, head loss and reconnection ----------------------------------------------------
+
+
+def _set_pod_ip(core: client.CoreV1Api, name: str, ip: str) -> None:
+    """Give a kwok pod the IP of the thing it stands for (a merge patch, so
+    the list of pod IPs is replaced, not merged)."""
+    core.patch_namespaced_pod_status(
+        name,
+        NAMESPACE,
+        {"status": {"podIP": ip, "podIPs": [{"ip": ip}]}},
+        _content_type="application/merge-patch+json",
+    )
+
+
+def _pod_ip_is(core: client.CoreV1Api, name: str, ip: str | None) -> bool:
+    """The pod has an IP (``ip`` None), or exactly ``ip``."""
+    current = core.read_namespaced_pod(name, NAMESPACE).status.pod_ip
+    return bool(current) if ip is None else current == ip
+
+
+def _stand_in_pods(core: client.CoreV1Api, ray_cluster: LocalRayCluster) -> None:
+    """Pods labelled as KubeRay labels a cluster's pods, whose pod IPs are the
+    local Ray nodes' addresses (so the probes can match pods to Ray nodes)."""
+    nodes = [("head", ray_cluster.head), *(("worker", w) for w in ray_cluster.live_workers())]
+    for index, (kind, node) in enumerate(nodes):
+        assert node is not None
+        name = f"rig-ray-{kind}-{index}"
+        labels = {"ray.io/cluster": RIG_CLUSTER, "ray.io/node-type": kind}
+        core.create_namespaced_pod(NAMESPACE, make_test_pod(name, labels))
+        wait_until(partial(_pod_ip_is, core, name, None), timeout=30, description=f"{name} running")
+        _set_pod_ip(core, name, node.ip)
+        wait_until(
+            partial(_pod_ip_is, core, name, node.ip),
+            timeout=10,
+            description=f"{name} to carry {node.ip}",
+        )
+
+
+def test_head_loss_workers_keep_serving_and_reconnect(
+    topology: KubeCluster, kubeconfig: KubeCluster, ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    core = topology.core()
+    _stand_in_pods(core, ray_cluster)
+    assert probes.ray_zombie_workers(**_direct(ray_cluster))["zombies"] == []
+    worker_url = next(iter(ray_cluster.worker_proxy_urls.values()))
+
+    ray_cluster.kill_head()
+    head_pod = actions.delete_ray_head(cluster=RIG_CLUSTER, namespace=NAMESPACE)
+    assert head_pod["pod"] == "rig-ray-head-0"
+    assert probes.ray_gcs_healthy(**_direct(ray_cluster)) is False
+    with pytest.raises(ActivityFailed, match="does not answer"):
+        probes.ray_alive_nodes(**_direct(ray_cluster))
+    served = inference_request(url=worker_url, method="GET", retries=0)
+    assert served["ok"] is True  # GCS fault tolerance: workers keep serving
+
+    def bring_back() -> None:
+        time.sleep(2)
+        core.create_namespaced_pod(
+            NAMESPACE,
+            make_test_pod(
+                "rig-ray-head-1", {"ray.io/cluster": RIG_CLUSTER, "ray.io/node-type": "head"}
+            ),
+        )
+        ray_cluster.restart_head()
+
+    helper = threading.Thread(target=bring_back)
+    helper.start()
+    result = probes.ray_head_recovery(
+        cluster=RIG_CLUSTER,
+        namespace=NAMESPACE,
+        head_timeout=60,
+        reconnect_timeout=120,
+        dashboard_url=ray_cluster.dashboard_url,
+    )
+    helper.join()
+    assert result["zombies"] == [] and result["alive"] == 3
+    assert result["head"]["since_source"] == "delete of pod rig-ray-head-0"
+    assert 0 < result["head_ready_s"] < 60
+    assert 0 <= result["workers_reconnect_s"] < 120
+    table = probes.ray_alive_nodes(**_direct(ray_cluster))
+    assert table["alive"] == 4 and table["dead"] >= 1  # the old head stays DEAD
+    print(
+        f"\nworkers reconnected {result['workers_reconnect_s']:.1f}s after the new head was Ready"
+    )
+
+
+def test_a_dead_ray_worker_behind_a_ready_pod_is_a_zombie(
+    kubeconfig: KubeCluster, ray_cluster: LocalRayCluster
+) -> None:
+    # Runs after the head test: the stand-in pods exist only within a topology
+    # test, so make them again here.
+    core = kubeconfig.core()
+    _stand_in_pods(core, ray_cluster)
+    try:
+        victim = ray_cluster.live_workers()[0]
+        ray_cluster.kill_worker(victim)
+        wait_until(
+            lambda: ray_cluster.node_states().get(victim.node_id) == "DEAD",
+            timeout=30,
+            description="the killed worker DEAD in Ray",
+        )
+        zombies = probes.ray_zombie_workers(**_direct(ray_cluster))
+        victim_pod = next(
+            p
+            for p, _ in zombies["workers"].items()
+            if core.read_namespaced_pod(p, NAMESPACE).status.pod_ip == victim.ip
+        )
+        assert zombies["zombies"] == [victim_pod]
+        operational = probes.ray_operational(4, **_direct(ray_cluster))
+        assert operational["operational"] is False and "3 ALIVE nodes" in operational["reason"]
+    finally:
+        core.delete_collection_namespaced_pod(NAMESPACE, label_selector="rig.chaosray/test-pod")
