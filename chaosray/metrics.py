@@ -30,6 +30,7 @@ Definitions (they are what every report of this project means):
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -161,7 +162,11 @@ class RequestStats:
     first_sent: float | None = None
     last_sent: float | None = None
     windows: list[DowntimeWindow] = field(default_factory=list)
-    per_second: dict[int, list[int]] = field(default_factory=dict)
+    # Per-second counters as two compact arrays indexed by second since the
+    # first request: 8 bytes a second, whatever the request rate.
+    _base_second: int | None = None
+    _ok_per_second: array[int] = field(default_factory=lambda: array("I"))
+    _failed_per_second: array[int] = field(default_factory=lambda: array("I"))
     _latency: LatencyStats | None = None
     _open_start: float | None = None
     _open_last: float = 0.0
@@ -184,10 +189,16 @@ class RequestStats:
         if self.first_sent is None:
             self.first_sent = request.sent
         self.last_sent = request.sent
-        bucket = self.per_second.setdefault(int(request.sent), [0, 0])
+        if self._base_second is None:
+            self._base_second = int(request.sent)
+        index = int(request.sent) - self._base_second
+        if index >= len(self._ok_per_second):
+            grow = index + 1 - len(self._ok_per_second)
+            self._ok_per_second.extend(array("I", [0]) * grow)
+            self._failed_per_second.extend(array("I", [0]) * grow)
         if request.ok:
             self.succeeded += 1
-            bucket[0] += 1
+            self._ok_per_second[index] += 1
             if request.latency is not None:
                 self.latency.add(request.latency)
             if self._open_start is not None:
@@ -196,7 +207,7 @@ class RequestStats:
                 )
                 self._open_start = None
         else:
-            bucket[1] += 1
+            self._failed_per_second[index] += 1
             if self._open_start is None:
                 self._open_start = request.sent
                 self._open_count = 0
@@ -243,12 +254,24 @@ class RequestStats:
             "still_down": bool(windows and windows[-1].open),
         }
 
-    def timeline(self) -> list[dict[str, int]]:
-        """Per-second successes and failures, oldest first."""
-        return [
-            {"second": second, "ok": counts[0], "failed": counts[1]}
-            for second, counts in sorted(self.per_second.items())
-        ]
+    def timeline(self, max_points: int = 3600) -> list[dict[str, int]]:
+        """Successes and failures per second, oldest first; a run longer than
+        ``max_points`` seconds is summed into buckets of ``step`` seconds so
+        the output stays small. Seconds without a request are left out."""
+        if self._base_second is None:
+            return []
+        seconds = len(self._ok_per_second)
+        step = max(1, -(-seconds // max_points))
+        points = []
+        for start in range(0, seconds, step):
+            ok = sum(self._ok_per_second[start : start + step])
+            failed = sum(self._failed_per_second[start : start + step])
+            if ok or failed:
+                point = {"second": self._base_second + start, "ok": ok, "failed": failed}
+                if step > 1:
+                    point["step"] = step
+                points.append(point)
+        return points
 
 
 def summarize(requests: Iterable[Request], **options: Any) -> dict[str, Any]:

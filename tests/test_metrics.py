@@ -141,3 +141,16 @@ def test_recovery_seconds_from_kubernetes_timestamps() -> None:
         recovery_seconds("2024-05-01T10:01:00Z", "2024-05-01T10:00:00Z")
     with pytest.raises(ValueError, match="time zone"):
         to_epoch(datetime(2024, 5, 1))
+
+
+def test_a_long_timeline_is_summed_into_buckets() -> None:
+    # Two hours at one request a second, failing during the 100th minute.
+    requests = [
+        Request(sent=1000.0 + i, ok=not (6000 <= i < 6060), latency=0.01) for i in range(7200)
+    ]
+    stats = RequestStats().add_all(requests)
+    points = stats.timeline(max_points=720)
+    assert len(points) == 720 and all(p["step"] == 10 for p in points)
+    assert sum(p["ok"] for p in points) == 7140 and sum(p["failed"] for p in points) == 60
+    assert [p["second"] for p in points if p["failed"]] == [1000 + 6000 + 10 * k for k in range(6)]
+    assert len(stats.timeline()) == 3600  # default bound, buckets of 2 s

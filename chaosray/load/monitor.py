@@ -63,7 +63,7 @@ class AvailabilityMonitor:
         self.errors: Counter[str] = Counter()
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._done: dict[int, Request] = {}
+        self._done: dict[int, tuple[Request, float]] = {}
         self._next = 0
         self._local = threading.local()
         self._samples: IO[str] | None = None
@@ -82,19 +82,22 @@ class AvailabilityMonitor:
         return session
 
     def _one(self, seq: int, due: float) -> None:
-        self.send_lag.add(max(0.0, time.time() - due))
+        lag = max(0.0, time.time() - due)
+        self.send_lag.add(lag)
         result = send(self._session(), self.target, sent=due)
         with self._lock:
-            self._done[seq] = result
+            self._done[seq] = (result, lag)
             # Feed the stats in send order: drain the contiguous prefix.
             while self._next in self._done:
-                request = self._done.pop(self._next)
+                request, request_lag = self._done.pop(self._next)
                 self._next += 1
                 self.stats.add(request)
                 if request.error:
                     self.errors[request.error] += 1
                 if self._samples is not None:
-                    self._samples.write(json.dumps(request.__dict__) + "\n")
+                    # ``sent`` is when it was due; ``lag`` how late it really left.
+                    row = {**request.__dict__, "lag": round(request_lag, 6)}
+                    self._samples.write(json.dumps(row) + "\n")
 
     def run(self) -> dict[str, Any]:
         """Send requests for ``duration`` seconds (or until stopped); return the summary."""

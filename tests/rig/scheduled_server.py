@@ -41,6 +41,9 @@ def _active_window(now: float) -> dict[str, Any] | None:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY the body
+    # waits ~40 ms for the client's delayed ACK and every answer is slow.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         return
