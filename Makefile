@@ -25,6 +25,7 @@ cluster-down:
 
 lint:
 	$(VENV)/bin/ruff check chaosray tests benchmarks
+	$(VENV)/bin/ruff format --check chaosray tests benchmarks
 	$(VENV)/bin/mypy
 
 pytest:
