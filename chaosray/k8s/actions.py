@@ -39,7 +39,7 @@ from chaosray.k8s.pods import (
     require_pods,
     watch_pods,
 )
-from chaosray.k8s.probes import node_running_pod
+from chaosray.k8s.probes import CORDON_LABEL, node_running_pod
 
 __all__ = [
     "cordon_node",
@@ -52,7 +52,6 @@ __all__ = [
 
 logger = logging.getLogger("chaostoolkit")
 
-CORDON_LABEL = "chaosray.io/cordoned"
 CORDON_ANNOTATION = "chaosray.io/cordoned-at"
 DEFAULT_MAX_PODS = 10
 
@@ -403,6 +402,7 @@ def drain_node(
     timeout: float = 300.0,
     grace_period: int | None = None,
     retry_interval: float = 1.0,
+    termination_timeout: float = 60.0,
     uncordon_on_failure: bool = True,
     max_pods: int | None = None,
     dry_run: bool = False,
@@ -418,7 +418,9 @@ def drain_node(
     is retried with backoff (from `retry_interval` seconds, doubling up to 10)
     until `timeout` seconds have passed since the drain started; the drain
     then fails, naming the pods still there, and uncordons the node unless
-    `uncordon_on_failure` is false. At most `max_pods` pods are evicted.
+    `uncordon_on_failure` is false. Every evicted pod must be gone within
+    `termination_timeout` seconds (default 60) of the evictions, or the drain
+    fails. At most `max_pods` pods are evicted.
 
     Returns `node`, `pods` (per pod: `pod`, `evicted_at`, `attempts`,
     `refusals` (429s), `terminated_s`: eviction to gone), `skipped`,
@@ -473,7 +475,7 @@ def drain_node(
     }
     try:
         _evict_all(core, evict, records, started + timeout, grace_period, retry_interval)
-        _wait_gone(core, name, records, started + timeout)
+        _wait_gone(core, name, records, time.monotonic() + termination_timeout)
     except BaseException as exc:
         if uncordon_on_failure and not cordon["was_cordoned"]:
             _uncordon(core, name)
@@ -594,7 +596,8 @@ def _wait_gone(
         record.pop("_evicted_mono", None)
     if waiting:
         raise ActivityFailed(
-            f"evicted pods did not terminate in time: {', '.join(sorted(waiting))}"
+            "evicted pods did not terminate within the termination timeout: "
+            + ", ".join(sorted(waiting))
         )
 
 

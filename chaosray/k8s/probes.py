@@ -35,6 +35,7 @@ from chaosray.k8s.pods import (
 from chaosray.metrics import to_epoch
 
 __all__ = [
+    "cordoned_nodes",
     "count_ready_pods",
     "node_running_pod",
     "pdb_blocks_disruption",
@@ -49,6 +50,8 @@ __all__ = [
 logger = logging.getLogger("chaostoolkit")
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
+# The label chaosray puts on the nodes it cordons (see chaosray.k8s.actions).
+CORDON_LABEL = "chaosray.io/cordoned"
 
 
 def pod_counts(
@@ -82,13 +85,22 @@ def pod_counts(
 def count_ready_pods(
     label_selector: str,
     namespace: str = "default",
+    at_least: int | None = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> int:
     """The number of Ready pods of `label_selector` in `namespace` (Ready
     condition True and not terminating), with one API call. Use it with a
-    tolerance such as `3` or `{"type": "range", "range": [2, 3]}`."""
-    return int(pod_counts(label_selector, namespace, configuration, secrets)["ready"])
+    tolerance such as `3` or `{"type": "range", "range": [2, 3]}`; in a
+    method (where tolerances do not apply) `at_least` makes the probe fail
+    when fewer pods are Ready."""
+    ready = int(pod_counts(label_selector, namespace, configuration, secrets)["ready"])
+    if at_least is not None and ready < at_least:
+        raise ActivityFailed(
+            f"only {ready} pods matching {label_selector!r} in {namespace!r} are Ready, "
+            f"expected at least {at_least}"
+        )
+    return ready
 
 
 def pods_on_distinct_nodes(
@@ -382,6 +394,7 @@ def pdb_blocks_disruption(
     label_selector: str,
     namespace: str = "default",
     pod_name: str | None = None,
+    expect_refused: bool | None = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
@@ -392,8 +405,22 @@ def pdb_blocks_disruption(
 
     Returns `refused` (true when the PDB refuses: HTTP 429), `status`,
     `message`, `pod`. Run it while a pod is already gone to show that a
-    PDB prevents a second simultaneous disruption.
+    PDB prevents a second simultaneous disruption; with `expect_refused`
+    the probe fails when the answer differs.
     """
+    result = _dry_run_eviction(label_selector, namespace, pod_name, secrets)
+    if expect_refused is not None and result["refused"] != expect_refused:
+        verb = "allowed" if expect_refused else "refused"
+        raise ActivityFailed(
+            f"the PodDisruptionBudget {verb} a further disruption of {result['pod']}: "
+            f"{result['message']}"
+        )
+    return result
+
+
+def _dry_run_eviction(
+    label_selector: str, namespace: str, pod_name: str | None, secrets: Secrets
+) -> dict[str, Any]:
     core = core_v1(secrets)
     pods, _ = require_pods(core, namespace, label_selector)
     if pod_name:
@@ -447,3 +474,19 @@ def node_running_pod(
     if not ready:
         raise ActivityFailed(f"no Ready, scheduled pod matches {label_selector!r} in {namespace!r}")
     return str(pick_pod(ready, pick, seed).spec.node_name)
+
+
+def cordoned_nodes(
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Nodes marked unschedulable: `cordoned` (all of them), `ours` (those
+    chaosray cordoned, which `uncordon_all` restores) and `ours_count`.
+    Post-validation expects `ours_count` to be 0."""
+    core = core_v1(secrets)
+    items = read(lambda: core.list_node(_request_timeout=REQUEST_TIMEOUT), "list nodes").items
+    cordoned = sorted(n.metadata.name for n in items if n.spec.unschedulable)
+    ours = sorted(
+        n.metadata.name for n in items if (n.metadata.labels or {}).get(CORDON_LABEL) == "true"
+    )
+    return {"cordoned": cordoned, "ours": ours, "ours_count": len(ours)}

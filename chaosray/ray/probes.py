@@ -279,6 +279,7 @@ def ray_gcs_healthy(
 
 def ray_operational(
     expected_alive: int,
+    require: bool = False,
     cluster: str | None = None,
     service: str | None = None,
     namespace: str = "default",
@@ -289,7 +290,33 @@ def ray_operational(
 ) -> dict[str, Any]:
     """Ray stays operational (for example while a Redis pod is gone): every
     Serve application RUNNING and at least `expected_alive` ALIVE nodes.
-    Returns `operational`, `alive`, `all_running`, `reason` (when not)."""
+    Returns `operational`, `alive`, `all_running`, `reason` (when not); with
+    `require` (for use in a method) the probe fails when Ray is not."""
+    result = _operational(
+        expected_alive,
+        cluster,
+        service,
+        namespace,
+        dashboard_url,
+        head_service,
+        configuration,
+        secrets,
+    )
+    if require and not result["operational"]:
+        raise ActivityFailed(f"Ray is not operational: {result['reason']}")
+    return result
+
+
+def _operational(
+    expected_alive: int,
+    cluster: str | None,
+    service: str | None,
+    namespace: str,
+    dashboard_url: str | None,
+    head_service: str | None,
+    configuration: Configuration,
+    secrets: Secrets,
+) -> dict[str, Any]:
     try:
         node_table = ray_alive_nodes(
             cluster, service, namespace, dashboard_url, head_service, configuration, secrets
