@@ -12,6 +12,7 @@ from chaoslib.types import Configuration, Secrets
 
 from chaosray.inference import InferenceTarget, send
 from chaosray.load.monitor import MAX_RATE, AvailabilityMonitor
+from chaosray.nlb.probes import base_url, join_path
 
 __all__ = ["monitor_availability"]
 
@@ -21,7 +22,7 @@ MAX_DURATION_S = 24 * 3600.0
 
 
 def monitor_availability(
-    url: str,
+    url: str | None = None,
     duration: float = 300.0,
     rate: float = 10.0,
     method: str = "POST",
@@ -31,10 +32,14 @@ def monitor_availability(
     expect_status: list[int] | None = None,
     require_reachable: bool = True,
     samples_path: str | None = None,
+    service_name: str | None = None,
+    namespace: str = "default",
+    path: str = "",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
-    """Send inference requests to `url` at a fixed `rate` (requests per second,
+    """Send inference requests to `url` (else to the load balancer address of
+    Service `service_name` in `namespace`), plus `path`, at a fixed `rate` (requests per second,
     default 10, up to 1000) for `duration` seconds, open loop, and measure
     availability as users see it. Run it as a background activity while a
     disruption happens.
@@ -55,6 +60,7 @@ def monitor_availability(
     ok/failed counts), `errors` (the most common errors), `send_lag_s`.
     The resolution of the downtime figures is one request interval (1/rate).
     """
+    url = join_path(base_url(url, service_name, namespace, secrets), path)
     target = InferenceTarget.build(url, method, payload, headers, timeout, expect_status)
     if not isinstance(rate, int | float) or not 0 < rate <= MAX_RATE:
         raise ActivityFailed(f"rate must be > 0 and <= {MAX_RATE:g} requests/s, got {rate!r}")
@@ -62,10 +68,10 @@ def monitor_availability(
         raise ActivityFailed(
             f"duration must be > 0 and <= {MAX_DURATION_S:g} seconds, got {duration!r}"
         )
-    path = Path(samples_path) if samples_path else None
-    if path is not None and not path.parent.is_dir():
+    samples_file = Path(samples_path) if samples_path else None
+    if samples_file is not None and not samples_file.parent.is_dir():
         raise ActivityFailed(
-            f"samples_path {samples_path!r}: directory {path.parent} does not exist"
+            f"samples_path {samples_path!r}: directory {samples_file.parent} does not exist"
         )
     if require_reachable:
         with requests.Session() as session:
@@ -77,7 +83,7 @@ def monitor_availability(
                 "measure an endpoint that is already down."
             )
     logger.info(f"Monitoring {url} at {rate:g} requests/s for {duration:g}s")
-    summary = AvailabilityMonitor(target, float(rate), float(duration), path).run()
+    summary = AvailabilityMonitor(target, float(rate), float(duration), samples_file).run()
     rate_text = "n/a" if summary["success_rate"] is None else f"{summary['success_rate']:.4%}"
     logger.info(
         f"Monitor of {url}: {summary['requests']} requests, success {rate_text}, "

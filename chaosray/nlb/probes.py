@@ -89,7 +89,9 @@ def nlb_endpoint(
     }
 
 
-def _base_url(url: str | None, service_name: str | None, namespace: str, secrets: Secrets) -> str:
+def base_url(url: str | None, service_name: str | None, namespace: str, secrets: Secrets) -> str:
+    """The endpoint: `url` when given, else the LoadBalancer address of
+    Service `service_name` (not an activity: shared by the load domain)."""
     if url:
         return url.rstrip("/")
     if not service_name:
@@ -99,7 +101,7 @@ def _base_url(url: str | None, service_name: str | None, namespace: str, secrets
     return str(nlb_endpoint(service_name, namespace, secrets=secrets)["url"])
 
 
-def _join(base: str, path: str) -> str:
+def join_path(base: str, path: str) -> str:
     if not path:
         return base
     return base.rstrip("/") + "/" + path.lstrip("/")
@@ -126,7 +128,7 @@ def nlb_health(
     `http_health`, `inference`): `ok`, `seconds`, and `addresses`, `status` or
     `error`. Later steps are skipped (`ok: false, skipped: true`) once one fails.
     """
-    base = _base_url(url, service_name, namespace, secrets)
+    base = base_url(url, service_name, namespace, secrets)
     parts = urlsplit(base)
     if not parts.hostname or parts.scheme not in ("http", "https"):
         raise ActivityFailed(f"endpoint {base!r} is not an http(s) URL with a host")
@@ -165,7 +167,7 @@ def nlb_health(
             if not all(s["ok"] for s in steps.values()):
                 steps[step] = {"ok": False, "skipped": True}
                 continue
-            target = InferenceTarget.build(_join(base, path), verb, body, timeout=timeout)
+            target = InferenceTarget.build(join_path(base, path), verb, body, timeout=timeout)
             result = send(session, target)
             steps[step] = {
                 "ok": result.ok,
@@ -212,7 +214,7 @@ def inference_request(
     if not isinstance(retries, int) or retries < 0 or retries > 10:
         raise ActivityFailed(f"retries must be a whole number from 0 to 10, got {retries!r}")
     target = InferenceTarget.build(
-        _join(_base_url(url, service_name, namespace, secrets), path),
+        join_path(base_url(url, service_name, namespace, secrets), path),
         method,
         payload,
         headers,
@@ -270,7 +272,7 @@ def inference_success_count(
     if not isinstance(requests_count, int) or not 1 <= requests_count <= 10_000:
         raise ActivityFailed(f"requests_count must be from 1 to 10000, got {requests_count!r}")
     target = InferenceTarget.build(
-        _join(_base_url(url, service_name, namespace, secrets), path),
+        join_path(base_url(url, service_name, namespace, secrets), path),
         method,
         payload,
         None,
