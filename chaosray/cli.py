@@ -1,11 +1,20 @@
-"""The ``chaosray`` command."""
+"""The ``chaosray`` command: ``chaosray suite run`` runs the whole suite."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from rich.console import Console
 
 from chaosray import __version__
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,16 +22,129 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chaosray",
         description=(
             "Chaos experiments for Ray Serve on Kubernetes (KubeRay). Run single "
-            "experiments with `chaos run experiments/<name>.json`."
+            "experiments with `chaos run experiments/<name>.json`, or all of them with "
+            "`chaosray suite run`."
         ),
     )
     parser.add_argument("--version", action="version", version=f"chaosray {__version__}")
+    commands = parser.add_subparsers(dest="command")
+    suite = commands.add_parser("suite", help="the whole suite")
+    suite_commands = suite.add_subparsers(dest="suite_command")
+    run = suite_commands.add_parser(
+        "run",
+        help="pre-validation, every scenario, post-validation; reports in a results folder",
+        description=(
+            "Run pre-validation, the scenarios and post-validation against the cluster of "
+            "the current kubeconfig (KUBECONFIG, KUBERNETES_CONTEXT). Exits 0 only when "
+            "every experiment passed; 130 after Ctrl-C (once cleaned up)."
+        ),
+    )
+    run.add_argument(
+        "--experiments",
+        type=_csv,
+        default=None,
+        help="comma-separated names (default: all, in order)",
+    )
+    run.add_argument(
+        "--experiments-dir",
+        type=Path,
+        default=None,
+        help="where the experiment files are (default: the shipped experiments/)",
+    )
+    run.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        help="parent of the timestamped results folder (default: results)",
+    )
+    run.add_argument(
+        "--var-file",
+        type=Path,
+        action="append",
+        default=[],
+        help="Chaos Toolkit var file (JSON/YAML configuration and secrets); repeatable",
+    )
+    run.add_argument("--namespace", help="namespace of the Ray Serve service")
+    run.add_argument("--ray-cluster", help="RayCluster name")
+    run.add_argument("--inference-url", help="endpoint URL (default: the NLB Service's address)")
+    run.add_argument("--nlb-service", help="the LoadBalancer Service in front of Serve")
+    run.add_argument("--load-rate", type=int, help="k6 requests per second")
+    run.add_argument("--load-mode", choices=["local", "job", "operator"], help="where k6 runs")
+    run.add_argument("--monitor-rate", type=float, help="availability monitor requests/s")
+    run.add_argument("--baseline-s", type=float, help="seconds of baseline before a disruption")
+    run.add_argument("--observe-s", type=float, help="seconds of observation after it")
+    run.add_argument("--min-success-rate", type=float, help="verdict: lowest success rate (0..1)")
+    run.add_argument(
+        "--allowed-contexts",
+        type=_csv,
+        help="kube contexts destructive actions may run in (comma-separated)",
+    )
+    run.add_argument(
+        "--run-scenarios-after-failed-prevalidation",
+        action="store_true",
+        help="run the scenarios even when pre-validation failed",
+    )
     return parser
+
+
+OVERRIDES = {
+    "namespace": "namespace",
+    "ray_cluster": "ray_cluster",
+    "inference_url": "inference_url",
+    "nlb_service": "nlb_service",
+    "load_rate": "load_rate",
+    "load_mode": "load_mode",
+    "monitor_rate": "monitor_rate",
+    "baseline_s": "baseline_s",
+    "observe_s": "observe_s",
+    "min_success_rate": "min_success_rate",
+    "allowed_contexts": "chaosray_allowed_contexts",
+}
+
+
+def _suite_run(args: argparse.Namespace, console: Console) -> int:
+    from chaosray.k8s.client import resolve_target
+    from chaosray.suite.runner import ALL, Suite, SuiteOptions
+
+    try:
+        target = resolve_target()
+    except ActivityFailed as exc:
+        console.print(f"[red]chaosray: {exc}[/]")
+        return 2
+    configuration: dict[str, Any] = {
+        key: getattr(args, option)
+        for option, key in OVERRIDES.items()
+        if getattr(args, option) is not None
+    }
+    if args.min_success_rate is not None and not 0 <= args.min_success_rate <= 1:
+        console.print("[red]chaosray: --min-success-rate is a fraction between 0 and 1[/]")
+        return 2
+    options = SuiteOptions(
+        experiments=args.experiments or list(ALL),
+        results_dir=args.results_dir,
+        var_files=args.var_file,
+        configuration=configuration,
+        skip_on_failed_prevalidation=not args.run_scenarios_after_failed_prevalidation,
+    )
+    if args.experiments_dir is not None:
+        options.experiments_dir = args.experiments_dir
+    console.print(f"Cluster: {target.context or target.host} ({target.source})")
+    suite = Suite(options, console)
+    try:
+        return suite.run()
+    except ValueError as exc:
+        console.print(f"[red]chaosray: {exc}[/]")
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    console = Console()
+    if args.command == "suite" and getattr(args, "suite_command", None) == "run":
+        return _suite_run(args, console)
+    if args.command == "suite":
+        parser.parse_args(["suite", "--help"])
     parser.print_help()
     return 0
 

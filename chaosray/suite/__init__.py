@@ -1,0 +1,1 @@
+"""The suite orchestrator behind `chaosray suite run`."""

@@ -1,0 +1,311 @@
+"""``chaosray suite run``: pre-validation, every scenario, post-validation.
+
+Each experiment runs through Chaos Toolkit itself (``chaos run``, in a
+process of its own), so what the suite does is exactly what a user gets
+running the files one by one. The suite keeps each journal and log in a
+timestamped results folder, continues past a failed scenario, always runs
+post-validation, shows progress, writes the reports, and exits 0 only if
+every experiment passed.
+
+Ctrl-C stops the running experiment (one SIGINT, so Chaos Toolkit plays its
+rollbacks and its controls' cleanup), then cleans up what chaosray may have
+left (nodes it cordoned, its load Jobs and ConfigMaps), writes the reports so
+far, and exits 130.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+__all__: list[str] = []  # the suite is a command, not activities
+
+logger = logging.getLogger("chaostoolkit")
+
+PRE = "pre-validation"
+POST = "post-validation"
+SCENARIOS = [
+    "worker-delete",
+    "node-drain",
+    "sequential-worker-delete",
+    "redis-delete",
+    "head-delete",
+]
+ALL = [PRE, *SCENARIOS, POST]
+STOP_GRACE_S = 300.0  # Chaos Toolkit's rollbacks after a Ctrl-C may take a while
+
+
+def default_experiments_dir() -> Path:
+    """The experiments shipped next to the package (a source checkout), else
+    ./experiments."""
+    beside = Path(__file__).resolve().parents[2] / "experiments"
+    return beside if beside.is_dir() else Path("experiments")
+
+
+@dataclass
+class SuiteOptions:
+    experiments: list[str] = field(default_factory=lambda: list(ALL))
+    experiments_dir: Path = field(default_factory=default_experiments_dir)
+    results_dir: Path = Path("results")
+    var_files: list[Path] = field(default_factory=list)
+    configuration: dict[str, Any] = field(default_factory=dict)
+    skip_on_failed_prevalidation: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentRun:
+    name: str
+    journal_path: Path
+    log_path: Path
+    returncode: int | None = None
+    journal: dict[str, Any] | None = None
+    skipped: str | None = None
+    interrupted: bool = False
+
+    @property
+    def verdict(self) -> dict[str, Any]:
+        if self.skipped:
+            return {"passed": False, "reasons": [f"skipped: {self.skipped}"]}
+        if self.journal is None:
+            return {"passed": False, "reasons": [f"no journal (chaos exited {self.returncode})"]}
+        verdict = (self.journal.get("chaosray") or {}).get("verdict")
+        if verdict is not None:
+            return dict(verdict)
+        status = self.journal.get("status")
+        deviated = self.journal.get("deviated")
+        passed = status == "completed" and not deviated
+        return {
+            "passed": passed,
+            "reasons": [] if passed else [f"status {status}, deviated {deviated}"],
+        }
+
+
+class Interrupted(Exception):
+    """Ctrl-C reached the suite."""
+
+
+class Suite:
+    def __init__(self, options: SuiteOptions, console: Console | None = None) -> None:
+        self.options = options
+        self.console = console or Console()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.folder = options.results_dir / stamp
+        self.runs: list[ExperimentRun] = []
+        self.started = datetime.now(UTC)
+        self._child: subprocess.Popen[str] | None = None
+        self._interrupted = threading.Event()
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Refuse to start on bad input, before anything runs."""
+        unknown = [n for n in self.options.experiments if n not in ALL]
+        if unknown:
+            raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(ALL)}")
+        for name in self.options.experiments:
+            path = self.options.experiments_dir / f"{name}.json"
+            if not path.is_file():
+                raise ValueError(f"experiment file {path} does not exist (--experiments-dir)")
+        for var_file in self.options.var_files:
+            if not var_file.is_file():
+                raise ValueError(f"var file {var_file} does not exist")
+
+    def _vars_file(self) -> Path:
+        """The suite's own overrides, written as a var file."""
+        path = self.folder / "suite-vars.json"
+        path.write_text(json.dumps({"configuration": self.options.configuration}, indent=2))
+        return path
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.check()
+        self.folder.mkdir(parents=True, exist_ok=False)
+        self.console.print(f"[bold]chaosray suite[/]: results in {self.folder}")
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            for name in self.options.experiments:
+                if self._interrupted.is_set():
+                    break
+                self._run_one(name)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if self._interrupted.is_set():
+            self.console.print("[yellow]Interrupted: cleaning up[/]")
+            self.cleanup()
+        self.write_reports()
+        passed = all(r.verdict["passed"] for r in self.runs) and not self._interrupted.is_set()
+        if self._interrupted.is_set():
+            return 130
+        return 0 if passed and self.runs else 1
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._interrupted.is_set():
+            return  # one SIGINT reaches the experiment; more would skip its rollbacks
+        self._interrupted.set()
+        child = self._child
+        if child is not None and child.poll() is None:
+            self.console.print("[yellow]Ctrl-C: stopping the running experiment (rollbacks run)[/]")
+            child.send_signal(signal.SIGINT)
+
+    def _should_skip(self, name: str) -> str | None:
+        if name in (PRE, POST) or not self.options.skip_on_failed_prevalidation:
+            return None
+        pre = next((r for r in self.runs if r.name == PRE), None)
+        if pre is not None and not pre.verdict["passed"]:
+            return "pre-validation failed; disruptive scenarios are not run on an unhealthy service"
+        return None
+
+    def _run_one(self, name: str) -> None:
+        run = ExperimentRun(name, self.folder / f"{name}.journal.json", self.folder / f"{name}.log")
+        self.runs.append(run)
+        reason = self._should_skip(name)
+        if reason:
+            run.skipped = reason
+            self.console.print(f"[yellow]- {name}: skipped ({reason})[/]")
+            return
+        samples = self.folder / f"{name}.samples.jsonl"
+        argv = [
+            str(Path(sys.executable).with_name("chaos")),
+            "--log-file",
+            str(run.log_path),
+            "run",
+            "--journal-path",
+            str(run.journal_path),
+            *[a for f in self.options.var_files for a in ("--var-file", str(f))],
+            "--var-file",
+            str(self._vars_file()),
+            "--var",
+            f"monitor_samples_path={samples}",
+            str(self.options.experiments_dir / f"{name}.json"),
+        ]
+        started = time.monotonic()
+        last_line = [f"{name}: starting"]
+
+        def read(stream: Any) -> None:
+            for line in stream:
+                last_line[0] = line
+
+        with self.console.status(last_line[0]) as status:
+            self._child = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env={**os.environ, **self.options.env},
+                start_new_session=True,  # our SIGINT handler decides what reaches it
+            )
+            reader = threading.Thread(target=read, args=(self._child.stdout,), daemon=True)
+            reader.start()
+            while self._child.poll() is None:
+                status.update(self._progress(name, last_line[0], samples, started))
+                time.sleep(1.0)
+            reader.join(timeout=5)
+            run.returncode = self._child.returncode
+            self._child = None
+        run.interrupted = self._interrupted.is_set()
+        if run.journal_path.exists():
+            run.journal = json.loads(run.journal_path.read_text())
+        verdict = run.verdict
+        mark = "[green]passed[/]" if verdict["passed"] else "[red]failed[/]"
+        self.console.print(
+            f"{'✔' if verdict['passed'] else '✘'} {name}: {mark} "
+            f"({time.monotonic() - started:.0f}s)"
+        )
+        for reason in verdict["reasons"]:
+            self.console.print(f"    {reason}")
+
+    @staticmethod
+    def _progress(name: str, line: str, samples: Path, started: float) -> str:
+        """One status line: the scenario, what Chaos Toolkit is doing, and the
+        live success rate of the availability monitor."""
+        text = line.strip()
+        if "] " in text:
+            text = text.split("] ", 1)[1]
+        rate = live_success_rate(samples)
+        live = f" | success {rate[0]:.2%} of {rate[1]}" if rate else ""
+        return f"{name} [{time.monotonic() - started:.0f}s]: {text[:90]}{live}"
+
+    # --- after ------------------------------------------------------------------------------
+
+    def cleanup(self) -> None:
+        """Whatever chaosray may have left: its cordons, its load."""
+        from chaosray.k8s.actions import uncordon_all
+        from chaosray.load.k6 import stop_all_local_runs
+
+        stop_all_local_runs()
+        for what, action in self._cleanups(uncordon_all):
+            try:
+                result = action()
+                self.console.print(f"  cleanup {what}: {result}")
+            except Exception as exc:  # report, and go on with the next one
+                self.console.print(f"[red]  cleanup {what} failed: {exc}[/]")
+
+    def _cleanups(self, uncordon_all: Callable[..., Any]) -> list[tuple[str, Callable[[], Any]]]:
+        steps: list[tuple[str, Callable[[], Any]]] = [("uncordon", lambda: uncordon_all())]
+        from chaosray.load.k6_cluster import delete_leftover_runs
+
+        # Every namespace: a load Job of ours is never wanted after the suite.
+        steps.append(("load Jobs and ConfigMaps", lambda: delete_leftover_runs()))
+        return steps
+
+    def write_reports(self) -> None:
+        from chaosray import report
+
+        summaries = []
+        for run in self.runs:
+            journal = run.journal
+            if journal is None:  # skipped, or chaos died: the verdict says why
+                journal = {
+                    "experiment": {"title": run.name},
+                    "status": "failed",
+                    "chaosray": {"verdict": run.verdict},
+                }
+            samples_path = self.folder / f"{run.name}.samples.jsonl"
+            samples = _read_samples(samples_path) if samples_path.exists() else None
+            summaries.append(report.summarize_experiment(journal, samples, name=run.name))
+        suite = report.summarize_suite(
+            summaries, self.started.isoformat(), datetime.now(UTC).isoformat()
+        )
+        suite["interrupted"] = self._interrupted.is_set()
+        (self.folder / "summary.json").write_text(report.render_json(suite))
+        (self.folder / "junit.xml").write_text(report.render_junit(suite))
+        (self.folder / "report.html").write_text(report.render_html(suite))
+        self.console.print(report.render_console(suite))
+        self.console.print(f"Reports: {self.folder}/summary.json, junit.xml, report.html")
+
+
+def live_success_rate(samples: Path) -> tuple[float, int] | None:
+    """Success rate so far from the monitor's samples file (None before any)."""
+    try:
+        with samples.open(encoding="utf-8") as lines:
+            ok = total = 0
+            for line in lines:
+                if line.endswith("\n"):
+                    total += 1
+                    ok += '"ok": true' in line
+    except FileNotFoundError:
+        return None
+    return (ok / total, total) if total else None
+
+
+def _read_samples(path: Path) -> Iterator[dict[str, Any]]:
+    """The monitor's samples, one dict a line, read lazily."""
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)

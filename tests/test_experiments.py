@@ -1,0 +1,278 @@
+"""The experiments themselves, end to end with the real `chaos run`, against
+the test cluster (real API server, controllers, KubeRay) and real local
+servers for the data plane, with short timings given through --var-file.
+Each scenario has a passing run and a deliberately failing one."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from chaosray.wait import wait_until
+from tests.chaos_cli import ChaosRun, run_experiment, validate_experiment
+from tests.rig.http_server import ScheduledServer
+from tests.rig.kube import NAMESPACE, WORKERS, KubeCluster, ready_pods
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+NAMES = [
+    "pre-validation",
+    "worker-delete",
+    "node-drain",
+    "sequential-worker-delete",
+    "redis-delete",
+    "head-delete",
+    "post-validation",
+]
+FAST = {
+    "baseline_s": 1.0,
+    "observe_s": 2.0,
+    "monitor_duration_s": 6.0,
+    "replacement_timeout_s": 30.0,
+    "sequence_interval_s": 2.0,
+    "drain_timeout_s": 30.0,
+    "load_rate": 10,
+    "monitor_rate": 10.0,
+}
+
+
+def _load(name: str) -> dict[str, Any]:
+    return dict(json.loads((EXPERIMENTS / f"{name}.json").read_text()))
+
+
+def _run(
+    name: str,
+    cluster: KubeCluster,
+    server: ScheduledServer,
+    tmp_path: Path,
+    **overrides: Any,
+) -> ChaosRun:
+    var_file = tmp_path / "vars.json"
+    configuration = {**FAST, "inference_url": server.url, "health_path": "/-/healthz", **overrides}
+    var_file.write_text(json.dumps({"configuration": configuration}))
+    return run_experiment(
+        _load(name),
+        tmp_path,
+        extra_args=("--var-file", str(var_file)),
+        env={"KUBECONFIG": str(cluster.kubeconfig)},
+        timeout=300,
+    )
+
+
+def _verdict(run: ChaosRun) -> dict[str, Any]:
+    return dict(run.journal["chaosray"]["verdict"])
+
+
+@pytest.fixture
+def pdb_removed(topology: KubeCluster) -> Iterator[None]:
+    policy = client.PolicyV1Api(topology.api())
+    saved = policy.read_namespaced_pod_disruption_budget("ray-worker-pdb", NAMESPACE)
+    policy.delete_namespaced_pod_disruption_budget("ray-worker-pdb", NAMESPACE)
+    try:
+        yield
+    finally:
+        saved.metadata = client.V1ObjectMeta(name="ray-worker-pdb", namespace=NAMESPACE)
+        saved.status = None
+        policy.create_namespaced_pod_disruption_budget(NAMESPACE, saved)
+
+
+def _cordon_all(core: client.CoreV1Api) -> None:
+    for node in core.list_node().items:
+        core.patch_node(node.metadata.name, {"spec": {"unschedulable": True}})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_experiment_validates(name: str, tmp_path: Path) -> None:
+    done = validate_experiment(_load(name), tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    experiment = _load(name)
+    assert experiment["runtime"]["rollbacks"]["strategy"] == "always"
+    if name not in ("pre-validation", "post-validation"):
+        modules = [c["provider"]["module"] for c in experiment["controls"]]
+        assert modules == ["chaosray.load.control", "chaosray.k8s.control", "chaosray.verdict"]
+
+
+# --- pre-validation -------------------------------------------------------------------------
+
+
+def test_pre_validation_passes_on_the_reference_topology(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    run = _run("pre-validation", topology, scheduled_server, tmp_path)
+    assert run.returncode == 0, run.console
+    assert _verdict(run) == {"passed": True, "reasons": []}
+    probes = {p["activity"]["name"]: p for p in run.journal["steady_states"]["before"]["probes"]}
+    assert probes["ray-workers-ready"]["output"] == 3
+    assert probes["workers-on-distinct-nodes"]["output"]["distinct"] is True
+    assert probes["endpoint-healthy"]["output"]["healthy"] is True
+
+
+def test_pre_validation_fails_without_the_worker_pdb(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path, pdb_removed: None
+) -> None:
+    run = _run("pre-validation", topology, scheduled_server, tmp_path)
+    assert run.returncode == 1
+    verdict = _verdict(run)
+    assert verdict["passed"] is False
+    assert "worker-pdb-min-available" in verdict["reasons"][0]
+
+
+# --- worker delete --------------------------------------------------------------------------
+
+
+def test_worker_delete_passes_and_records_everything(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    before = {p.metadata.name for p in ready_pods(topology.core(), WORKERS)}
+    run = _run("worker-delete", topology, scheduled_server, tmp_path)
+    assert run.returncode == 0, run.console
+    assert _verdict(run)["passed"] is True, _verdict(run)
+    step = run.run_entry("delete-one-worker-and-watch")["output"]["steps"][0]
+    assert step["pod"] in before and step["min_ready_seen"] >= 2
+    recovery = run.run_entry("replacement-ready")["output"]
+    assert recovery["since_source"] == f"delete of pod {step['pod']}"
+    monitor = run.run_entry("availability-monitor")["output"]
+    assert monitor["success_rate"] == 1.0 and monitor["requests"] >= 50
+    assert run.journal["chaosray"]["k6"]["status"] == "passed"
+    events = run.journal["chaosray"]["timeline"]["events"]
+    assert any(e["pod"] == step["pod"] and e["event"] == "gone" for e in events)
+
+
+def test_worker_delete_fails_when_the_replacement_never_becomes_ready(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    _cordon_all(topology.core())
+    run = _run("worker-delete", topology, scheduled_server, tmp_path, replacement_timeout_s=3.0)
+    assert run.returncode == 1
+    reasons = " ".join(_verdict(run)["reasons"])
+    assert "replacement-ready failed" in reasons and "only 2 of 3" in reasons
+
+
+def test_worker_delete_fails_on_an_outage(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    scheduled_server.arm([{"start": 4.0, "end": 7.0, "mode": "down"}])
+    run = _run("worker-delete", topology, scheduled_server, tmp_path)
+    assert run.returncode == 1
+    reasons = " ".join(_verdict(run)["reasons"])
+    assert "availability-monitor: success rate" in reasons
+    monitor = run.run_entry("availability-monitor")["output"]
+    assert monitor["total_downtime_s"] == pytest.approx(2.0, abs=0.3)
+
+
+# --- node drain ---------------------------------------------------------------------------
+
+
+def _drain_setup(core: client.CoreV1Api) -> list[str]:
+    """Cordon the nodes without a worker, so a drained worker's replacement
+    waits (as it does on EKS while a new pod starts); return them."""
+    used = {p.spec.node_name for p in ready_pods(core, WORKERS)}
+    free = [n.metadata.name for n in core.list_node().items if n.metadata.name not in used]
+    for name in free:
+        core.patch_node(name, {"spec": {"unschedulable": True}})
+    return free
+
+
+def _uncordon_later(core: client.CoreV1Api, nodes: list[str], after: float) -> threading.Thread:
+    def run() -> None:
+        time.sleep(after)
+        for name in nodes:
+            core.patch_node(name, {"spec": {"unschedulable": None}})
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_node_drain_respects_the_pdb_and_uncordons(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    core = topology.core()
+    free = _drain_setup(core)
+    helper = _uncordon_later(core, free, after=8)
+    run = _run("node-drain", topology, scheduled_server, tmp_path)
+    helper.join()
+    assert run.returncode == 0, run.console + json.dumps(_verdict(run))
+    drain = run.run_entry("drain-a-worker-node")["output"]
+    assert any("workers-worker" in p["pod"] for p in drain["pods"])
+    assert all(p["terminated_s"] is not None and p["terminated_s"] < 60 for p in drain["pods"])
+    assert run.run_entry("pdb-refuses-a-second-disruption")["output"]["refused"] is True
+    assert not core.read_node(drain["node"]).spec.unschedulable
+
+
+def test_node_drain_fails_without_a_pdb(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path, pdb_removed: None
+) -> None:
+    core = topology.core()
+    free = _drain_setup(core)
+    helper = _uncordon_later(core, free, after=8)
+    run = _run("node-drain", topology, scheduled_server, tmp_path)
+    helper.join()
+    assert run.returncode == 1
+    reasons = " ".join(_verdict(run)["reasons"])
+    assert "pdb-refuses-a-second-disruption failed" in reasons
+    # The rollbacks still uncordoned what the drain cordoned.
+    assert not core.list_node(label_selector="chaosray.io/cordoned").items
+
+
+# --- sequential ----------------------------------------------------------------------------
+
+
+def test_sequential_worker_delete_replaces_every_worker(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    before = {p.metadata.name for p in ready_pods(topology.core(), WORKERS)}
+    run = _run("sequential-worker-delete", topology, scheduled_server, tmp_path)
+    assert run.returncode == 0, run.console
+    steps = run.run_entry("delete-workers-one-by-one")["output"]["steps"]
+    assert {s["pod"] for s in steps} == before
+    assert not before & {p.metadata.name for p in ready_pods(topology.core(), WORKERS)}
+
+
+def test_sequential_worker_delete_stops_below_the_minimum(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    _cordon_all(topology.core())
+    run = _run("sequential-worker-delete", topology, scheduled_server, tmp_path)
+    assert run.returncode == 1
+    reasons = " ".join(_verdict(run)["reasons"])
+    assert "sequence stopped after step 2: only 1 pods" in reasons
+    assert len(ready_pods(topology.core(), WORKERS)) == 1
+
+
+# --- post-validation -----------------------------------------------------------------------
+
+
+def test_post_validation_cleans_up_our_cordons_then_passes(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    core = topology.core()
+    core.patch_node(
+        "node-a",
+        {"spec": {"unschedulable": True}, "metadata": {"labels": {"chaosray.io/cordoned": "true"}}},
+    )
+    run = _run("post-validation", topology, scheduled_server, tmp_path)
+    assert run.returncode == 0, run.console
+    assert run.run_entry("uncordon-nodes-chaosray-cordoned")["output"]["uncordoned"] == ["node-a"]
+    probes = {p["activity"]["name"]: p for p in run.journal["steady_states"]["after"]["probes"]}
+    assert probes["inference-10-of-10"]["output"]["succeeded"] == 10
+    assert len(scheduled_server.served()) == 10
+
+
+def test_post_validation_fails_when_a_worker_is_missing(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    core = topology.core()
+    _cordon_all(core)
+    victim = ready_pods(core, WORKERS)[0].metadata.name
+    core.delete_namespaced_pod(victim, NAMESPACE)
+    wait_until(lambda: len(ready_pods(core, WORKERS)) == 2, timeout=20, description="2 workers")
+    run = _run("post-validation", topology, scheduled_server, tmp_path)
+    assert run.returncode == 1
+    assert "ray-workers-ready (got 2)" in " ".join(_verdict(run)["reasons"])

@@ -1,0 +1,191 @@
+"""`chaosray suite run`, as users run it, against the test cluster and a
+local inference server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import psutil
+from kubernetes import client
+
+from tests.rig.http_server import ScheduledServer
+from tests.rig.kube import NAMESPACE, KubeCluster
+
+FAST = {
+    "baseline_s": 1.0,
+    "observe_s": 2.0,
+    "monitor_duration_s": 6.0,
+    "replacement_timeout_s": 30.0,
+    "load_rate": 10,
+}
+
+
+def _chaosray() -> str:
+    return str(Path(sys.executable).with_name("chaosray"))
+
+
+def _suite(
+    cluster: KubeCluster,
+    server: ScheduledServer,
+    tmp_path: Path,
+    experiments: str,
+    extra: dict[str, Any] | None = None,
+    interrupt_after: float | None = None,
+) -> tuple[int, str, Path]:
+    var_file = tmp_path / "vars.json"
+    configuration = {**FAST, "inference_url": server.url, **(extra or {})}
+    var_file.write_text(json.dumps({"configuration": configuration}))
+    argv = [
+        _chaosray(),
+        "suite",
+        "run",
+        "--experiments",
+        experiments,
+        "--var-file",
+        str(var_file),
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    ) as proc:
+        if interrupt_after is not None:
+            time.sleep(interrupt_after)
+            proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=600)
+    (folder,) = (tmp_path / "results").iterdir()
+    return proc.returncode, out, folder
+
+
+def _summary(folder: Path) -> dict[str, Any]:
+    return dict(json.loads((folder / "summary.json").read_text()))
+
+
+def _verdicts(folder: Path) -> dict[str, bool]:
+    return {e["name"]: e["verdict"]["passed"] for e in _summary(folder)["experiments"]}
+
+
+def test_a_passing_suite_exits_0_and_writes_every_report(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    code, out, folder = _suite(
+        topology, scheduled_server, tmp_path, "pre-validation,post-validation"
+    )
+    assert code == 0, out
+    assert _verdicts(folder) == {"pre-validation": True, "post-validation": True}
+    for name in ("pre-validation", "post-validation"):
+        assert json.loads((folder / f"{name}.journal.json").read_text())["status"] == "completed"
+        assert (folder / f"{name}.log").stat().st_size > 0
+    junit = ET.parse(folder / "junit.xml").getroot()
+    cases = junit.findall(".//testcase")
+    assert [c.get("name") for c in cases] == ["pre-validation", "post-validation"]
+    assert not junit.findall(".//failure")
+    assert "post-validation" in (folder / "report.html").read_text()
+
+
+def test_the_suite_continues_past_a_failed_scenario_and_exits_1(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    scheduled_server.arm([{"start": 12.0, "end": 16.0, "mode": "down"}])
+    code, out, folder = _suite(
+        topology, scheduled_server, tmp_path, "pre-validation,worker-delete,post-validation"
+    )
+    assert code == 1, out
+    assert _verdicts(folder) == {
+        "pre-validation": True,
+        "worker-delete": False,
+        "post-validation": True,
+    }
+    failures = ET.parse(folder / "junit.xml").getroot().findall(".//failure")
+    assert len(failures) == 1 and "success rate" in (failures[0].get("message") or "")
+
+
+def test_a_failed_pre_validation_skips_the_scenarios(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    policy = client.PolicyV1Api(topology.api())
+    saved = policy.read_namespaced_pod_disruption_budget("ray-worker-pdb", NAMESPACE)
+    policy.delete_namespaced_pod_disruption_budget("ray-worker-pdb", NAMESPACE)
+    try:
+        code, out, folder = _suite(
+            topology, scheduled_server, tmp_path, "pre-validation,worker-delete,post-validation"
+        )
+    finally:
+        saved.metadata = client.V1ObjectMeta(name="ray-worker-pdb", namespace=NAMESPACE)
+        saved.status = None
+        policy.create_namespaced_pod_disruption_budget(NAMESPACE, saved)
+    assert code == 1, out
+    assert _verdicts(folder) == {
+        "pre-validation": False,
+        "worker-delete": False,
+        "post-validation": True,
+    }
+    assert not (folder / "worker-delete.journal.json").exists()  # never run
+    assert "skipped: pre-validation failed" in out
+
+
+def test_ctrl_c_cleans_up_and_writes_the_report_so_far(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    code, out, folder = _suite(
+        topology,
+        scheduled_server,
+        tmp_path,
+        "pre-validation,node-drain,post-validation",
+        extra={"baseline_s": 60.0, "monitor_duration_s": 90.0},
+        interrupt_after=20,
+    )
+    assert code == 130, out
+    summary = _summary(folder)
+    assert summary["interrupted"] is True
+    assert [e["name"] for e in summary["experiments"]] == ["pre-validation", "node-drain"]
+    core = topology.core()
+    assert not [n.metadata.name for n in core.list_node().items if n.spec.unschedulable]
+    k6_left = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "k6"]
+    assert not k6_left
+    requests_after_stop = len(scheduled_server.served())
+    time.sleep(1.5)
+    assert len(scheduled_server.served()) == requests_after_stop  # no load left running
+
+
+def test_no_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+    env.update({"KUBECONFIG": str(tmp_path / "missing"), "HOME": str(tmp_path)})
+    done = subprocess.run(
+        [_chaosray(), "suite", "run"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 2
+    assert "no Kubernetes configuration" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_unknown_experiment_is_refused(topology: KubeCluster, tmp_path: Path) -> None:
+    env = {**os.environ, "KUBECONFIG": str(topology.kubeconfig)}
+    done = subprocess.run(
+        [
+            _chaosray(),
+            "suite",
+            "run",
+            "--experiments",
+            "pre-validation,chaos-monkey",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "unknown experiment(s) chaos-monkey" in done.stdout
+    assert not (tmp_path / "results").exists()
