@@ -13,6 +13,7 @@ ACTIVITY_MODULES: list[str] = [
     "chaosray.k8s.probes",
     "chaosray.k8s.actions",
     "chaosray.load.probes",
+    "chaosray.load.actions",
     "chaosray.nlb.probes",
     "chaosray.ray.probes",
     "chaosray.ray.actions",

@@ -10,6 +10,11 @@ VENV="${CHAOSRAY_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 # Debian packages: redis-server for the Redis rig; make for the entry points.
 DEBIAN_PACKAGES=(redis-server redis-tools make)
+# `chaos report` (chaostoolkit-reporting): pandoc for every format (html5);
+# pdflatex with the LaTeX packages pandoc's template loads for pdf; libcairo2
+# for cairosvg, which chaosreport imports; poppler-utils (pdftotext) to check
+# the PDFs in tests. About 80 MB to download (pandoc 22 MB, TeX 58 MB).
+DEBIAN_PACKAGES+=(pandoc texlive-latex-base texlive-latex-recommended lmodern libcairo2 poppler-utils)
 
 step=""
 run_step() { step="$1"; echo "==> setup: $step"; }

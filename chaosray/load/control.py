@@ -28,6 +28,20 @@ Modes (argument ``mode``):
 - ``operator``: the same as a k6-operator ``TestRun`` (the operator must be
   installed); the TestRun and ConfigMap are always deleted afterwards.
 
+Arguments of the in-cluster modes: ``namespace`` (default ``default``),
+``image`` (default ``grafana/k6:1.1.0``), ``node_selector`` (keep k6 off the
+nodes the experiment disrupts: a drained node evicts it, and a Job does not
+restart it), ``pod_annotations`` (for example ``sidecar.istio.io/inject:
+"false"``), ``start_timeout`` (seconds until k6 must run, default 120; a pod
+that cannot be scheduled or pulled fails with its state) and ``stop_timeout``
+(seconds for k6 to end once stopped, default 60). A target URL naming a
+Service (``http://name.namespace.svc:port``) is checked before the start
+through the API server's service proxy; any other URL from this machine
+(``preflight: false`` skips the check). chaosray needs, in ``namespace``:
+create, get, patch and delete on configmaps and jobs (or testruns.k6.io);
+get, list and watch on pods; list on events; get on pods/log; and get and
+patch on pods/proxy, or get and create on pods/portforward.
+
 In ``job`` and ``operator`` modes the results hold the summary figures
 (requests, success rate, latency percentiles, thresholds); the per-request
 timeline and downtime windows are measured in ``local`` mode only.
@@ -61,6 +75,7 @@ from chaosray.load.k6_cluster import (
     preflight_through_service_proxy,
     stop_all_cluster_runs,
 )
+from chaosray.nlb.probes import base_url
 
 __all__ = [
     "after_experiment_control",
@@ -190,10 +205,26 @@ def validate_control(control: dict[str, Any]) -> None:
     arguments = dict(control.get("provider", {}).get("arguments", {}))
     if any(isinstance(v, str) and "${" in v for v in arguments.values()):
         return  # substituted at run time; checked then
+    service = arguments.pop("service_name", None)
+    if not arguments.get("target_url") and service:
+        # The address is resolved at run time; check the rest with a stand-in.
+        arguments["target_url"] = "http://load-balancer.invalid"
     try:
         _settings(**arguments)
     except (TypeError, ValueError) as exc:
         raise InvalidActivity(f"control {control.get('name')!r}: {exc}") from None
+
+
+def _with_target(arguments: dict[str, Any], secrets: Secrets) -> dict[str, Any]:
+    """``target_url``, else the load balancer address of Service ``service_name``."""
+    resolved = dict(arguments)
+    service = resolved.pop("service_name", None)
+    if not resolved.get("target_url"):
+        if not service:
+            raise ValueError("give target_url, or the service_name of the LoadBalancer Service")
+        namespace = str(resolved.get("namespace") or "default")
+        resolved["target_url"] = base_url(None, str(service), namespace, secrets)
+    return resolved
 
 
 def _preflight(settings: dict[str, Any], secrets: Secrets = None) -> None:
@@ -225,7 +256,7 @@ def before_experiment_control(
     pod that does not run); nothing it created is left behind then."""
     run: LocalK6 | ClusterK6
     try:
-        settings = _settings(**arguments)
+        settings = _settings(**_with_target(arguments, secrets))
         if settings["preflight"]:
             _preflight(settings, secrets)
         if settings["mode"] == "local":

@@ -34,6 +34,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import portforward
 
+from chaosray.inference import InferenceTarget
 from chaosray.k8s.client import REQUEST_TIMEOUT, api_client, batch_v1, core_v1, custom_objects
 from chaosray.k8s.pods import api_message, explain, list_pods, read, watch_pods
 from chaosray.load.k6 import EXIT_REASONS, default_script, k6_result, summary_from_log
@@ -365,6 +366,9 @@ class ClusterK6:
     def _waiting_for(self) -> str:
         return "the k6 pod to run"
 
+    def _no_pod(self) -> str:
+        return "no pod was created for it"
+
     # -- the lifecycle ----------------------------------------------------------
     def env_list(self) -> list[dict[str, str]]:
         return [{"name": key, "value": value} for key, value in self.env.items()]
@@ -456,11 +460,7 @@ class ClusterK6:
                     break
             else:
                 self._check_progress()
-                state = (
-                    describe_pod_state(current)
-                    if current is not None
-                    else "no pod was created for it"
-                )
+                state = describe_pod_state(current) if current is not None else self._no_pod()
                 raise ActivityFailed(
                     f"timed out after {self.start_timeout:g}s waiting for {self._waiting_for()} "
                     f"in namespace {self.namespace}: {state}"
@@ -612,6 +612,8 @@ class ClusterK6:
         if self._deleted:
             return
         core = core_v1(self.secrets)
+        had_objects = bool(self.created)
+        left: list[tuple[str, str]] = []
         for kind, name in reversed(self.created):
             try:
                 if kind == "ConfigMap":
@@ -626,12 +628,16 @@ class ClusterK6:
                         f"K6 control: could not delete {kind} {self.namespace}/{name}: {exc}; "
                         f"delete it with: kubectl delete -n {self.namespace} {kind.lower()} {name}"
                     )
+                    left.insert(0, (kind, name))
                     continue
             logger.debug(f"K6 control: deleted {kind} {self.namespace}/{name}")
+        self.created = left
+        if left:
+            return  # still registered: cleanup_control tries again
         self._deleted = True
         with _running_lock:
             _running.discard(self)
-        if not self.created:
+        if not had_objects:
             return
         selector = f"{RUN_LABEL}={self.run_id}"
         try:
@@ -711,6 +717,30 @@ class JobK6(ClusterK6):
 
     def _pod_selector(self) -> str:
         return f"{RUN_LABEL}={self.run_id}"
+
+    def _check_progress(self) -> None:
+        job = batch_v1(self.secrets).read_namespaced_job(
+            self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT
+        )
+        for cond in (job.status.conditions if job.status else None) or []:
+            if cond.type == "Failed" and cond.status == "True":
+                raise ActivityFailed(
+                    f"Job {self.namespace}/{self.name} failed before k6 ran: "
+                    f"{cond.reason}: {cond.message}"
+                )
+
+    def _no_pod(self) -> str:
+        events = (
+            core_v1(self.secrets)
+            .list_namespaced_event(
+                self.namespace,
+                field_selector=f"involvedObject.kind=Job,involvedObject.name={self.name}",
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+            .items
+        )
+        warnings = [e.message for e in events if e.type == "Warning" and e.message]
+        return "no pod was created for it" + (f" ({warnings[-1]})" if warnings else "")
 
 
 class TestRunK6(ClusterK6):
@@ -844,41 +874,51 @@ def preflight_through_service_proxy(
     """Send one request to an in-cluster URL (``http://svc.ns.svc:port/path``)
     through the API server's service proxy; raise ``ActivityFailed`` unless it
     answers with an accepted status."""
+    target = InferenceTarget.build(url, method, payload, expect_status=expect_status)
     parts = urlsplit(url)
     service, namespace = (parts.hostname or "").split(".")[:2]
     port = parts.port or (443 if parts.scheme == "https" else 80)
     scheme = "https:" if parts.scheme == "https" else ""
+    body: Any = None
+    content_type = "application/json"
+    if target.method != "GET" and target.payload is not None:
+        body = target.payload
+        if isinstance(body, str):
+            content_type = "text/plain"
     api = api_client(secrets)
-    url_method, target, headers, body, _ = api.param_serialize(
-        method=method,
+    url_method, proxied, headers, serialized, _ = api.param_serialize(
+        method=target.method,
         resource_path="/api/v1/namespaces/{namespace}/services/{name}/proxy/{path}",
         path_params={
             "namespace": namespace,
             "name": f"{scheme}{service}:{port}",
             "path": parts.path.lstrip("/"),
         },
-        header_params={"Content-Type": "application/json"},
-        body=payload if method != "GET" else None,
+        header_params={"Content-Type": content_type},
+        body=body,
         auth_settings=["BearerToken"],
     )
     try:
         response = api.call_api(
-            url_method, target, header_params=headers, body=body, _request_timeout=REQUEST_TIMEOUT
+            url_method,
+            proxied,
+            header_params=headers,
+            body=serialized,
+            _request_timeout=REQUEST_TIMEOUT,
         )
         response.read()
         status = int(response.status)
-        detail = ""
+        detail = bytes(response.data or b"").decode("utf-8", "replace")[:200]
     except ApiException as exc:
         status, detail = int(exc.status or 0), api_message(exc)
     except Exception as exc:
         raise ActivityFailed(
             f"k6 target {url} does not answer through the API server's service proxy: {exc}"
         ) from None
-    accepted = status in expect_status if expect_status else 200 <= status < 300
-    if not accepted:
+    if status not in target.expect_status:
         raise ActivityFailed(
             f"k6 target {url} does not answer through the API server's service proxy: "
-            f"HTTP {status}" + (f" {detail}" if detail else "")
+            f"HTTP {status}" + (f" {detail.strip()}" if detail.strip() else "")
         )
 
 
@@ -907,6 +947,14 @@ def delete_leftover_runs(namespace: str | None = None, secrets: Secrets = None) 
         if exc.status != 404:  # 404: no k6-operator, so no TestRun
             raise explain(exc, "list k6 TestRuns") from None
         testruns = []
+    for cm in maps.items:
+        ns, name = cm.metadata.namespace, cm.metadata.name
+        try:
+            core.delete_namespaced_config_map(name, ns, _request_timeout=REQUEST_TIMEOUT)
+            deleted["configmaps"].append(f"{ns}/{name}")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise explain(exc, f"delete ConfigMap {ns}/{name}") from None
     for job in jobs:
         ns, name = job.metadata.namespace, job.metadata.name
         try:
@@ -928,14 +976,6 @@ def delete_leftover_runs(namespace: str | None = None, secrets: Secrets = None) 
         except ApiException as exc:
             if exc.status != 404:
                 raise explain(exc, f"delete TestRun {ns}/{name}") from None
-    for cm in maps.items:
-        ns, name = cm.metadata.namespace, cm.metadata.name
-        try:
-            core.delete_namespaced_config_map(name, ns, _request_timeout=REQUEST_TIMEOUT)
-            deleted["configmaps"].append(f"{ns}/{name}")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise explain(exc, f"delete ConfigMap {ns}/{name}") from None
 
     def pods_left() -> list[Any]:
         listing = (

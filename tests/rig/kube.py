@@ -31,6 +31,7 @@ import psutil
 from kubernetes import client, config
 
 from chaosray.wait import WaitTimeout, wait_until
+from tests.rig.kwok_extras import write_kwokctl_config
 from tests.rig.procs import ComponentFailed, ManagedProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,6 +143,7 @@ def start_cluster(work_dir: Path) -> KubeCluster:
     kubeconfig = work_dir / "kwok" / "clusters" / CLUSTER_NAME / "kubeconfig.yaml"
     cluster = KubeCluster(kubeconfig, work_dir, owned=True, bins=bins)
     env = {**os.environ, "KWOK_WORKDIR": str(work_dir / "kwok")}
+    write_kwokctl_config(work_dir / "kwok")  # pod logs and port-forwards through kwok
     argv = [
         bins["KWOKCTL"], "create", "cluster", "--name", CLUSTER_NAME, "--runtime", "binary",
         "--kube-apiserver-binary", bins["KUBE_APISERVER"],
