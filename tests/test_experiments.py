@@ -157,13 +157,14 @@ def test_worker_delete_fails_when_the_replacement_never_becomes_ready(
 def test_worker_delete_fails_on_an_outage(
     topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
 ) -> None:
-    scheduled_server.arm([{"start": 4.0, "end": 7.0, "mode": "down"}])
-    run = _run("worker-delete", topology, scheduled_server, tmp_path)
+    (outage,) = scheduled_server.arm([{"start": 6.0, "end": 9.0, "mode": "down"}])
+    run = _run("worker-delete", topology, scheduled_server, tmp_path, monitor_duration_s=14.0)
     assert run.returncode == 1
     reasons = " ".join(_verdict(run)["reasons"])
     assert "availability-monitor: success rate" in reasons
     monitor = run.run_entry("availability-monitor")["output"]
-    assert monitor["total_downtime_s"] == pytest.approx(2.0, abs=0.3)
+    assert monitor["started_at"] < outage.start and monitor["ended_at"] > outage.end
+    assert monitor["total_downtime_s"] == pytest.approx(outage.duration, abs=0.2)
 
 
 # --- node drain ---------------------------------------------------------------------------
