@@ -18,6 +18,7 @@ journal's status to ``failed`` (so ``chaos run`` exits 1).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from chaoslib.exceptions import InvalidActivity
@@ -72,6 +73,14 @@ def _failed_probes(state: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _error(entry: dict[str, Any]) -> str:
+    """The last line of an activity's exception, without Chaos Toolkit's
+    repeated ``chaoslib.exceptions.ActivityFailed:`` prefixes."""
+    lines = "".join(entry.get("exception") or []).strip().splitlines()
+    text = lines[-1] if lines else "no detail"
+    return re.sub(r"^(?:[\w.]*ActivityFailed: )+", "", text)
+
+
 def judge(journal: Journal, criteria: dict[str, float | None]) -> dict[str, Any]:
     """The verdict of a finished journal (pure: reads the journal only)."""
     reasons: list[str] = []
@@ -89,10 +98,7 @@ def judge(journal: Journal, criteria: dict[str, float | None]) -> dict[str, Any]
         reasons.append("steady state not met after the method: " + ", ".join(_failed_probes(after)))
     for entry in [*(journal.get("run") or []), *(journal.get("rollbacks") or [])]:
         if entry.get("status") == "failed":
-            error = "".join(entry.get("exception") or []).strip().splitlines()
-            reasons.append(
-                f"{entry['activity']['name']} failed: {error[-1] if error else 'no detail'}"
-            )
+            reasons.append(f"{entry['activity']['name']} failed: {_error(entry)}")
     for entry in journal.get("run") or []:
         provider = entry.get("activity", {}).get("provider", {})
         output = entry.get("output")

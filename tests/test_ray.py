@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,10 @@ from tests.rig.kube import NAMESPACE, KubeCluster, make_test_pod
 from tests.rig.netns import NetnsHost, start_netns_host
 from tests.rig.procs import free_port
 from tests.rig.ray_cluster import LocalRayCluster
+from tests.rig.ray_pods import RIG_CLUSTER, set_pod_ip, stand_in_pods
 
 pytestmark = pytest.mark.slow
 
-RIG_CLUSTER = "rig-ray"  # the pods that stand for the local Ray nodes
 PROXY_SERVICE = "rig-ray-dashboard"
 PROXY_POD = "rig-ray-dashboard-head"
 
@@ -67,7 +66,7 @@ def proxied_dashboard(
             timeout=30,
             description="the stand-in head pod running",
         )
-        _set_pod_ip(core, PROXY_POD, host.ns_ip)
+        set_pod_ip(core, PROXY_POD, host.ns_ip)
         core.create_namespaced_endpoints(
             NAMESPACE,
             client.V1Endpoints(
@@ -213,46 +212,11 @@ def test_dashboard_unreachable_is_a_clear_error(kubeconfig: KubeCluster) -> None
 # --- zombies, head loss and reconnection ----------------------------------------------------
 
 
-def _set_pod_ip(core: client.CoreV1Api, name: str, ip: str) -> None:
-    """Give a kwok pod the IP of the thing it stands for (a merge patch, so
-    the list of pod IPs is replaced, not merged)."""
-    core.patch_namespaced_pod_status(
-        name,
-        NAMESPACE,
-        {"status": {"podIP": ip, "podIPs": [{"ip": ip}]}},
-        _content_type="application/merge-patch+json",
-    )
-
-
-def _pod_ip_is(core: client.CoreV1Api, name: str, ip: str | None) -> bool:
-    """The pod has an IP (``ip`` None), or exactly ``ip``."""
-    current = core.read_namespaced_pod(name, NAMESPACE).status.pod_ip
-    return bool(current) if ip is None else current == ip
-
-
-def _stand_in_pods(core: client.CoreV1Api, ray_cluster: LocalRayCluster) -> None:
-    """Pods labelled as KubeRay labels a cluster's pods, whose pod IPs are the
-    local Ray nodes' addresses (so the probes can match pods to Ray nodes)."""
-    nodes = [("head", ray_cluster.head), *(("worker", w) for w in ray_cluster.live_workers())]
-    for index, (kind, node) in enumerate(nodes):
-        assert node is not None
-        name = f"rig-ray-{kind}-{index}"
-        labels = {"ray.io/cluster": RIG_CLUSTER, "ray.io/node-type": kind}
-        core.create_namespaced_pod(NAMESPACE, make_test_pod(name, labels))
-        wait_until(partial(_pod_ip_is, core, name, None), timeout=30, description=f"{name} running")
-        _set_pod_ip(core, name, node.ip)
-        wait_until(
-            partial(_pod_ip_is, core, name, node.ip),
-            timeout=10,
-            description=f"{name} to carry {node.ip}",
-        )
-
-
 def test_head_loss_workers_keep_serving_and_reconnect(
     topology: KubeCluster, kubeconfig: KubeCluster, ray_cluster: LocalRayCluster, tmp_path: Path
 ) -> None:
     core = topology.core()
-    _stand_in_pods(core, ray_cluster)
+    stand_in_pods(core, ray_cluster)
     assert probes.ray_zombie_workers(**_direct(ray_cluster))["zombies"] == []
     worker_url = next(iter(ray_cluster.worker_proxy_urls.values()))
 
@@ -302,7 +266,7 @@ def test_a_dead_ray_worker_behind_a_ready_pod_is_a_zombie(
     # Runs after the head test: the stand-in pods exist only within a topology
     # test, so make them again here.
     core = kubeconfig.core()
-    _stand_in_pods(core, ray_cluster)
+    stand_in_pods(core, ray_cluster)
     try:
         victim = ray_cluster.live_workers()[0]
         ray_cluster.kill_worker(victim)
