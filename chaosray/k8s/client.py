@@ -143,6 +143,14 @@ def _build(target: KubeTarget, secrets: Secrets) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+def core_v1_for_streams(secrets: Secrets = None) -> client.CoreV1Api:
+    """A CoreV1Api on a client of its own, for exec/port-forward streams: the
+    kubernetes client's ``stream()`` swaps the ApiClient's request function
+    while it runs, which would turn other threads' requests on a shared
+    client (a watch, say) into websocket handshakes."""
+    return client.CoreV1Api(_build(resolve_target(secrets), secrets))
+
+
 def core_v1(secrets: Secrets = None) -> client.CoreV1Api:
     return client.CoreV1Api(api_client(secrets))
 

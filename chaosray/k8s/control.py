@@ -41,6 +41,7 @@ from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
 from chaosray.k8s.client import core_v1
 from chaosray.k8s.pods import condition, is_ready, list_pods, watch_pods
+from chaosray.report.journal import mark_interrupted_runs
 
 __all__ = [
     "after_experiment_control",
@@ -219,6 +220,8 @@ def after_experiment_control(
     **arguments: Any,
 ) -> None:
     """Stop watching and put the timeline into the journal."""
+    # An activity cut off by Ctrl-C has no status, which crashes `chaos report`.
+    mark_interrupted_runs(state)
     started = datetime.now(UTC)
     timelines = list(_active)
     cleanup_control()

@@ -76,6 +76,7 @@ from chaosray.load.k6_cluster import (
     stop_all_cluster_runs,
 )
 from chaosray.nlb.probes import base_url
+from chaosray.report.journal import mark_interrupted_runs
 
 __all__ = [
     "after_experiment_control",
@@ -295,6 +296,8 @@ def after_experiment_control(
     **arguments: Any,
 ) -> None:
     """Stop k6, read its results and add them to the journal."""
+    # An activity cut off by Ctrl-C has no status, which crashes `chaos report`.
+    mark_interrupted_runs(state)
     while _active:
         run, keep_output = _active.pop()
         started = time.time()

@@ -30,12 +30,18 @@ from urllib.parse import urlsplit
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Secrets
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import portforward
 
 from chaosray.inference import InferenceTarget
-from chaosray.k8s.client import REQUEST_TIMEOUT, api_client, batch_v1, core_v1, custom_objects
+from chaosray.k8s.client import (
+    REQUEST_TIMEOUT,
+    api_client,
+    batch_v1,
+    core_v1,
+    core_v1_for_streams,
+    custom_objects,
+)
 from chaosray.k8s.pods import api_message, explain, list_pods, read, watch_pods
 from chaosray.load.k6 import EXIT_REASONS, default_script, k6_result, summary_from_log
 from chaosray.retry import retry_read
@@ -239,10 +245,11 @@ class K6RestApi:
         return result[0]
 
     def _exchange(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
-        api = client.ApiClient(api_client(self.secrets).configuration)
+        core = core_v1_for_streams(self.secrets)
+        api = core.api_client
         try:
             forward = portforward(
-                client.CoreV1Api(api).connect_get_namespaced_pod_portforward,
+                core.connect_get_namespaced_pod_portforward,
                 self.pod,
                 self.namespace,
                 ports=str(API_PORT),

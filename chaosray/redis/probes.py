@@ -23,7 +23,7 @@ from chaoslib.types import Configuration, Secrets
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from chaosray.k8s.client import core_v1
+from chaosray.k8s.client import core_v1, core_v1_for_streams
 from chaosray.k8s.pods import explain, is_ready, require_pods
 from chaosray.k8s.probes import statefulset_ready, wait_for_ready_pods
 from chaosray.metrics import to_epoch
@@ -87,7 +87,7 @@ def _reader(
 ) -> Callable[[str, int, str], str]:
     """A function (pod, port, redis command) -> raw answer text."""
     if mode == "exec":
-        core = core_v1(secrets)
+        core = core_v1_for_streams(secrets)
         return lambda pod, port, command: _exec(
             core, pod, namespace, container, _cli(port, command)
         )

@@ -285,7 +285,8 @@ class Suite:
         (self.folder / "summary.json").write_text(report.render_json(suite))
         (self.folder / "junit.xml").write_text(report.render_junit(suite))
         (self.folder / "report.html").write_text(report.render_html(suite))
-        self.console.print(report.render_console(suite))
+        # Rendered at its own width: printed as is, never re-wrapped.
+        self.console.out(report.render_console(suite, color=self.console.is_terminal))
         self.console.print(f"Reports: {self.folder}/summary.json, junit.xml, report.html")
 
 

@@ -1,0 +1,243 @@
+"""Renderers of a suite document that return strings: JSON, JUnit XML and the
+console table (rich). The HTML report is in :mod:`chaosray.report.html`."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from chaosray.report.journal import epoch
+
+__all__: list[str] = []  # pure logic, no activities
+
+# Characters XML 1.0 cannot carry at all (CI parsers reject the file).
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def fmt_rate(value: Any) -> str:
+    """A success rate as a percentage with 3 decimals; '-' when unknown."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "-"
+    return f"{value * 100:.3f} %"
+
+
+def fmt_ms(value: Any) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "-"
+    return f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
+
+
+def fmt_s(value: Any) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "-"
+    return f"{value:.2f} s"
+
+
+def fmt_recovery(row: dict[str, Any]) -> str:
+    if row.get("key_recovery_status") not in (None, "succeeded"):
+        return "not recovered"
+    return fmt_s(row.get("key_recovery_s"))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def render_json(suite: dict[str, Any]) -> str:
+    """The suite document as indented JSON (UTF-8 text; NaN and infinities
+    become null so any JSON parser reads it)."""
+    return json.dumps(_finite(suite), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _xml_text(value: Any) -> str:
+    return _XML_INVALID.sub("\ufffd", str(value))
+
+
+def _junit_timestamp(value: str | None) -> str | None:
+    seconds = epoch(value)
+    if seconds is None:
+        return None
+    # JUnit's schema: xs:dateTime without a zone; we write UTC.
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def extra_evidence(verdict: dict[str, Any]) -> list[dict[str, Any]]:
+    """The journal's evidence that the verdict's reasons do not already say:
+    not the same message, and not about an activity a reason names."""
+    reasons = [r["message"] for r in verdict["reasons"]]
+    extra = []
+    for item in verdict.get("evidence") or []:
+        if item["message"] in reasons:
+            continue
+        activity = item.get("activity")
+        if activity and any(activity in message for message in reasons):
+            continue
+        extra.append(item)
+    return extra
+
+
+def _failure_text(experiment: dict[str, Any]) -> str:
+    verdict = experiment["verdict"]
+    lines = [f"- {r['message']}" for r in verdict["reasons"]]
+    extra = [f"- {r['message']}" for r in extra_evidence(verdict)]
+    if extra:
+        lines += ["", "Evidence from the journal:", *extra]
+    return "\n".join(lines)
+
+
+def _figures_text(experiment: dict[str, Any]) -> str:
+    availability = experiment["availability"]
+    latency = availability.get("latency_ms") or {}
+    lines = [
+        f"verdict: {'passed' if experiment['verdict']['passed'] else 'failed'} "
+        f"(from {experiment['verdict']['source']}); journal status: {experiment['journal_status']}",
+        f"availability ({availability['source']}): success rate "
+        f"{fmt_rate(availability.get('success_rate'))}, P50 {fmt_ms(latency.get('p50'))}, "
+        f"P95 {fmt_ms(latency.get('p95'))}, P99 {fmt_ms(latency.get('p99'))}",
+        f"downtime: total {fmt_s(availability.get('total_downtime_s'))}, longest "
+        f"{fmt_s(availability.get('longest_outage_s'))}, "
+        f"{len(availability.get('downtime_windows') or [])} window(s)",
+    ]
+    for figure in experiment["recovery"]:
+        value = (
+            fmt_s(figure["seconds"])
+            if figure["seconds"] is not None
+            else f"failed: {figure['error']}"
+        )
+        lines.append(f"recovery {figure['activity']} {figure['metric']}: {value}")
+    for disruption in experiment["disruptions"]:
+        target = disruption.get("pod") or disruption.get("node") or "?"
+        lines.append(
+            f"disruption {disruption['kind']} {target} at {disruption.get('at') or '?'} "
+            f"({disruption['status']})"
+        )
+    return "\n".join(lines)
+
+
+def render_junit(suite: dict[str, Any]) -> str:
+    """JUnit XML: ``<testsuites>`` with one ``<testsuite>`` and a
+    ``<testcase>`` per experiment. A failed verdict is a ``<failure>`` (its
+    ``message`` the first reason, its text every reason); an interrupted or
+    aborted experiment is an ``<error>``. Each test case's ``<system-out>``
+    holds the key figures. Times are seconds."""
+    experiments = suite["experiments"]
+    failures = errors = 0
+    total_time = suite.get("duration_s")
+    root = ET.Element("testsuites", name=_xml_text(suite.get("title") or "chaosray"))
+    testsuite = ET.SubElement(root, "testsuite", name=_xml_text(suite.get("title") or "chaosray"))
+    properties = ET.SubElement(testsuite, "properties")
+    ET.SubElement(properties, "property", name="schema", value=_xml_text(suite["schema"]))
+    ET.SubElement(
+        properties,
+        "property",
+        name="overall_passed",
+        value=str(suite["totals"]["overall_passed"]).lower(),
+    )
+    for experiment in experiments:
+        verdict = experiment["verdict"]
+        case = ET.SubElement(
+            testsuite,
+            "testcase",
+            name=_xml_text(experiment["name"]),
+            classname="chaosray." + re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment["name"]),
+            time=f"{experiment.get('duration_s') or 0.0:.3f}",
+        )
+        if not verdict["passed"]:
+            reasons = verdict["reasons"]
+            first = reasons[0]["message"] if reasons else "failed"
+            interrupted = experiment.get("journal_status") in ("interrupted", "aborted")
+            tag = "error" if interrupted else "failure"
+            if interrupted:
+                errors += 1
+            else:
+                failures += 1
+            element = ET.SubElement(
+                case,
+                tag,
+                message=_xml_text(first),
+                type=_xml_text(experiment.get("journal_status") if interrupted else "verdict"),
+            )
+            element.text = _xml_text(_failure_text(experiment))
+        out = ET.SubElement(case, "system-out")
+        out.text = _xml_text(_figures_text(experiment))
+    counts = {
+        "tests": str(len(experiments)),
+        "failures": str(failures),
+        "errors": str(errors),
+        "skipped": "0",
+        "time": f"{total_time or sum(e.get('duration_s') or 0.0 for e in experiments):.3f}",
+    }
+    for key, value in counts.items():
+        testsuite.set(key, value)
+        if key != "skipped":
+            root.set(key, value)
+    stamp = _junit_timestamp(suite.get("started"))
+    if stamp:
+        testsuite.set("timestamp", stamp)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def console_table(suite: dict[str, Any]) -> Table:
+    """The comparison table as a rich ``Table``."""
+    totals = suite["totals"]
+    overall = "[bold green]PASSED[/]" if totals["overall_passed"] else "[bold red]FAILED[/]"
+    table = Table(
+        title=f"{suite.get('title') or 'chaosray'}: {overall} "
+        f"({totals['passed']} passed, {totals['failed']} failed)",
+        box=box.SIMPLE_HEAVY,
+    )
+    for column in suite["comparison"]["columns"]:
+        if column["key"] in ("experiment", "verdict"):
+            table.add_column(str(column["title"]), justify="left", no_wrap=True)
+        else:
+            table.add_column(str(column["title"]), justify="right", overflow="fold")
+    for row in suite["comparison"]["rows"]:
+        verdict = (
+            Text("passed", style="green") if row["passed"] else Text("FAILED", style="bold red")
+        )
+        table.add_row(
+            row["experiment"],
+            verdict,
+            fmt_rate(row["success_rate"]),
+            fmt_ms(row["p50_ms"]),
+            fmt_ms(row["p95_ms"]),
+            fmt_ms(row["p99_ms"]),
+            fmt_s(row["total_downtime_s"]),
+            fmt_s(row["longest_outage_s"]),
+            fmt_recovery(row),
+        )
+    return table
+
+
+def render_console(suite: dict[str, Any], *, width: int = 120, color: bool = False) -> str:
+    """The console summary as a string: the comparison table, then each failed
+    experiment's reasons. Rendered with a rich ``Console(record=True)``;
+    plain text by default, ANSI colours with ``color=True``. Print it as is."""
+    console = Console(
+        record=True, width=width, file=io.StringIO(), force_terminal=color, color_system="standard"
+    )
+    console.print(console_table(suite))
+    for experiment in suite["experiments"]:
+        if experiment["verdict"]["passed"]:
+            continue
+        console.print(Text(f"{experiment['name']}: failed", style="bold red"))
+        for reason in experiment["verdict"]["reasons"]:
+            console.print(Text(f"  - {reason['message']}"))
+    return console.export_text(styles=color)

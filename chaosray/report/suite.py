@@ -1,0 +1,94 @@
+"""A suite run as one report document (``chaosray.report.suite/v1``): the
+experiments' summaries, one comparison table, and the totals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaosray.report.experiment import EXPERIMENT_SCHEMA
+from chaosray.report.journal import epoch
+
+__all__: list[str] = []  # pure logic, no activities
+
+SUITE_SCHEMA = "chaosray.report.suite/v1"
+
+# The comparison table's columns, in order: key, heading, unit.
+COLUMNS: list[dict[str, str | None]] = [
+    {"key": "experiment", "title": "Experiment", "unit": None},
+    {"key": "verdict", "title": "Verdict", "unit": None},
+    {"key": "success_rate", "title": "Success rate", "unit": "fraction"},
+    {"key": "p50_ms", "title": "P50", "unit": "ms"},
+    {"key": "p95_ms", "title": "P95", "unit": "ms"},
+    {"key": "p99_ms", "title": "P99", "unit": "ms"},
+    {"key": "total_downtime_s", "title": "Total downtime", "unit": "s"},
+    {"key": "longest_outage_s", "title": "Longest outage", "unit": "s"},
+    {"key": "key_recovery_s", "title": "Key recovery", "unit": "s"},
+]
+
+
+def comparison_row(experiment: dict[str, Any]) -> dict[str, Any]:
+    """One row of the comparison table from an experiment summary."""
+    availability = experiment["availability"]
+    latency = availability.get("latency_ms") or {}
+    key = experiment.get("key_recovery") or {}
+    return {
+        "experiment": experiment["name"],
+        "title": experiment["title"],
+        "verdict": "passed" if experiment["verdict"]["passed"] else "failed",
+        "passed": experiment["verdict"]["passed"],
+        "success_rate": availability.get("success_rate"),
+        "p50_ms": latency.get("p50"),
+        "p95_ms": latency.get("p95"),
+        "p99_ms": latency.get("p99"),
+        "total_downtime_s": availability.get("total_downtime_s"),
+        "longest_outage_s": availability.get("longest_outage_s"),
+        "availability_source": availability.get("source"),
+        "key_recovery_s": key.get("seconds"),
+        "key_recovery": f"{key['activity']}: {key['metric']}" if key else None,
+        "key_recovery_status": key.get("status") if key else None,
+    }
+
+
+def summarize_suite(
+    experiments: list[dict[str, Any]],
+    started: str,
+    ended: str,
+    *,
+    title: str = "chaosray suite",
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Put experiment summaries (from :func:`summarize_experiment`, in run
+    order) into one ``chaosray.report.suite/v1`` document: the list, a
+    comparison table (one row per experiment: verdict, success rate,
+    P50/P95/P99, total downtime, longest outage, key recovery time) and totals.
+    ``started`` / ``ended``: the suite's start and end (RFC 3339).
+    ``metadata``: anything the caller wants kept with the run (context,
+    results folder); it must be JSON-serialisable. The suite passes only when
+    it ran at least one experiment and every one passed."""
+    for index, experiment in enumerate(experiments):
+        if not isinstance(experiment, dict) or experiment.get("schema") != EXPERIMENT_SCHEMA:
+            raise ValueError(
+                f"experiments[{index}] is not a {EXPERIMENT_SCHEMA} summary "
+                "(build it with summarize_experiment)"
+            )
+    start, end = epoch(started), epoch(ended)
+    passed = sum(1 for e in experiments if e["verdict"]["passed"])
+    return {
+        "schema": SUITE_SCHEMA,
+        "title": title,
+        "started": started,
+        "ended": ended,
+        "duration_s": end - start if start is not None and end is not None else None,
+        "totals": {
+            "experiments": len(experiments),
+            "passed": passed,
+            "failed": len(experiments) - passed,
+            "overall_passed": bool(experiments) and passed == len(experiments),
+        },
+        "comparison": {
+            "columns": [dict(c) for c in COLUMNS],
+            "rows": [comparison_row(e) for e in experiments],
+        },
+        "experiments": list(experiments),
+        "metadata": dict(metadata or {}),
+    }
