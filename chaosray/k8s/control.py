@@ -41,7 +41,7 @@ from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
 from chaosray.k8s.client import core_v1
 from chaosray.k8s.pods import condition, is_ready, list_pods, watch_pods
-from chaosray.report.journal import mark_interrupted_runs
+from chaosray.report.journal import add_control_entry, mark_interrupted_runs
 
 __all__ = [
     "after_experiment_control",
@@ -233,25 +233,16 @@ def after_experiment_control(
         "groups": {t.group: t.label_selector for t in timelines},
     }
     first = datetime.fromtimestamp(events[0]["t"], UTC) if events else started
-    state.setdefault("run", []).append(
-        {
-            "activity": {
-                "type": "probe",
-                "name": RUN_NAME,
-                "provider": {
-                    "type": "python",
-                    "module": "chaosray.k8s.control",
-                    "func": "pod_timeline",
-                    "arguments": dict(arguments),
-                },
-            },
-            "output": output,
-            "start": first.isoformat(),
-            "end": datetime.now(UTC).isoformat(),
-            "duration": (datetime.now(UTC) - first).total_seconds(),
-            "status": "failed" if errors else "succeeded",
-            **({"exception": [f"pod timeline watch failed: {errors}\n"]} if errors else {}),
-        }
+    add_control_entry(
+        state,
+        name=RUN_NAME,
+        module="chaosray.k8s.control",
+        func="pod_timeline",
+        arguments=arguments,
+        output=output,
+        started_at=first.timestamp(),
+        ended_at=time.time(),
+        failure=f"pod timeline watch failed: {errors}" if errors else None,
     )
     state.setdefault("chaosray", {})["timeline"] = output
 

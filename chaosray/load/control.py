@@ -56,7 +56,6 @@ import logging
 import re
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +75,7 @@ from chaosray.load.k6_cluster import (
     stop_all_cluster_runs,
 )
 from chaosray.nlb.probes import base_url
-from chaosray.report.journal import mark_interrupted_runs
+from chaosray.report.journal import add_control_entry, mark_interrupted_runs
 
 __all__ = [
     "after_experiment_control",
@@ -336,27 +335,19 @@ def record_in_journal(
     """A run entry ``k6-load`` (failed unless the load passed) and
     ``journal["chaosray"]["k6"]``."""
     status = result.get("status")
-    started_at = result.get("started_at") or collected_at
-    ended_at = result.get("ended_at") or time.time()
-    entry: dict[str, Any] = {
-        "activity": {
-            "type": "probe",
-            "name": RUN_NAME,
-            "provider": {
-                "type": "python",
-                "module": "chaosray.load.control",
-                "func": "k6_load",
-                "arguments": {k: v for k, v in arguments.items() if k != "secrets"},
-            },
-        },
-        "output": result,
-        "start": datetime.fromtimestamp(started_at, UTC).isoformat(),
-        "end": datetime.fromtimestamp(ended_at, UTC).isoformat(),
-        "duration": ended_at - started_at,
-        "status": "succeeded" if status == "passed" else "failed",
-    }
+    failure = None
     if status != "passed":
         reason = result.get("error") or result.get("exit_reason") or status
-        entry["exception"] = [f"k6 load {status}: {reason}\n"]
-    journal.setdefault("run", []).append(entry)
+        failure = f"k6 load {status}: {reason}"
+    add_control_entry(
+        journal,
+        name=RUN_NAME,
+        module="chaosray.load.control",
+        func="k6_load",
+        arguments=arguments,
+        output=result,
+        started_at=result.get("started_at") or collected_at,
+        ended_at=result.get("ended_at") or time.time(),
+        failure=failure,
+    )
     journal.setdefault("chaosray", {})["k6"] = result

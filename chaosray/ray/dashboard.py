@@ -34,6 +34,29 @@ class DashboardUnreachable(ActivityFailed):  # type: ignore[misc]
     """The dashboard did not answer (the head is down, the URL is wrong)."""
 
 
+KINDS = {"rayclusters": "RayCluster", "rayservices": "RayService"}
+
+
+def read_ray_object(plural: str, name: str, namespace: str, secrets: Secrets) -> dict[str, Any]:
+    """A KubeRay object (``rayclusters`` or ``rayservices``), with a clear
+    message when it does not exist."""
+    kind = KINDS[plural]
+    try:
+        obj = retry_read(
+            lambda: custom_objects(secrets).get_namespaced_custom_object(
+                "ray.io", "v1", namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
+            ),
+            description=f"read {kind} {name}",
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            raise ActivityFailed(
+                f"{kind} {name!r} does not exist in namespace {namespace!r}"
+            ) from None
+        raise explain(exc, f"read {kind} {name}") from None
+    return dict(obj)
+
+
 def resolve_cluster_name(
     namespace: str,
     cluster: str | None,
@@ -46,16 +69,7 @@ def resolve_cluster_name(
         return cluster
     if not service:
         raise ActivityFailed("name the RayCluster (`cluster`) or the RayService (`service`)")
-    try:
-        obj = custom_objects(secrets).get_namespaced_custom_object(
-            "ray.io", "v1", namespace, "rayservices", service, _request_timeout=REQUEST_TIMEOUT
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            raise ActivityFailed(
-                f"RayService {service!r} does not exist in namespace {namespace!r}"
-            ) from None
-        raise explain(exc, f"read RayService {service}") from None
+    obj = read_ray_object("rayservices", service, namespace, secrets)
     active = (obj.get("status") or {}).get("activeServiceStatus") or {}
     name = active.get("rayClusterName")
     if not name:

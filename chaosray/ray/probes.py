@@ -16,10 +16,9 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
-from kubernetes.client.exceptions import ApiException
 
-from chaosray.k8s.client import REQUEST_TIMEOUT, core_v1, custom_objects
-from chaosray.k8s.pods import explain, is_ready, list_pods
+from chaosray.k8s.client import core_v1
+from chaosray.k8s.pods import is_ready, list_pods
 from chaosray.k8s.probes import wait_for_ready_pods
 from chaosray.metrics import to_epoch
 from chaosray.ray.dashboard import (
@@ -27,6 +26,7 @@ from chaosray.ray.dashboard import (
     DashboardUnreachable,
     nodes,
     ray_selector,
+    read_ray_object,
     resolve_cluster_name,
     serve_applications,
 )
@@ -77,16 +77,7 @@ def raycluster_status(
     ready workers == desired), `conditions`.
     """
     name = resolve_cluster_name(namespace, cluster, service, secrets)
-    try:
-        obj = custom_objects(secrets).get_namespaced_custom_object(
-            "ray.io", "v1", namespace, "rayclusters", name, _request_timeout=REQUEST_TIMEOUT
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            raise ActivityFailed(
-                f"RayCluster {name!r} does not exist in namespace {namespace!r}"
-            ) from None
-        raise explain(exc, f"read RayCluster {name}") from None
+    obj = read_ray_object("rayclusters", name, namespace, secrets)
     status = obj.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     head_pods = [
@@ -128,16 +119,7 @@ def rayservice_status(
     """Status of RayService `service`: `ready` (its Ready condition),
     `active_cluster`, `pending_cluster`, and `applications` (name -> status,
     message and deployments: name -> status)."""
-    try:
-        obj = custom_objects(secrets).get_namespaced_custom_object(
-            "ray.io", "v1", namespace, "rayservices", service, _request_timeout=REQUEST_TIMEOUT
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            raise ActivityFailed(
-                f"RayService {service!r} does not exist in namespace {namespace!r}"
-            ) from None
-        raise explain(exc, f"read RayService {service}") from None
+    obj = read_ray_object("rayservices", service, namespace, secrets)
     status = obj.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     active = status.get("activeServiceStatus") or {}

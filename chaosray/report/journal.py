@@ -205,3 +205,40 @@ def mark_interrupted_runs(journal: dict[str, Any]) -> int:
             entry["duration"] = max(0.0, end - start) if start is not None and end else 0.0
         fixed += 1
     return fixed
+
+
+def add_control_entry(
+    journal: dict[str, Any],
+    *,
+    name: str,
+    module: str,
+    func: str,
+    arguments: dict[str, Any],
+    output: Any,
+    started_at: float,
+    ended_at: float,
+    failure: str | None = None,
+) -> None:
+    """Record what a control measured as a run entry that ``chaos report``
+    shows like an activity's (failed, with ``failure`` as its exception, when
+    given). ``secrets`` never goes into the journal."""
+    entry: dict[str, Any] = {
+        "activity": {
+            "type": "probe",
+            "name": name,
+            "provider": {
+                "type": "python",
+                "module": module,
+                "func": func,
+                "arguments": {k: v for k, v in arguments.items() if k != "secrets"},
+            },
+        },
+        "output": output,
+        "start": datetime.fromtimestamp(started_at, UTC).isoformat(),
+        "end": datetime.fromtimestamp(ended_at, UTC).isoformat(),
+        "duration": ended_at - started_at,
+        "status": "failed" if failure else "succeeded",
+    }
+    if failure:
+        entry["exception"] = [failure if failure.endswith("\n") else failure + "\n"]
+    journal.setdefault("run", []).append(entry)
