@@ -73,3 +73,32 @@ def validate_experiment(
         [chaos_binary(), "--no-log-file", "validate", str(path)],
         capture_output=True, text=True, timeout=120, cwd=work_dir,
     )  # fmt: skip
+
+
+def k6_control_experiment(control_args: dict[str, Any], pause: float) -> dict[str, Any]:
+    """A minimal experiment: the K6 control with ``control_args`` around a
+    method that only pauses ``pause`` seconds."""
+    return {
+        "version": "1.0.0",
+        "title": "k6 control under test",
+        "description": "load while pausing",
+        "controls": [
+            {
+                "name": "k6-load",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosray.load.control",
+                    "arguments": control_args,
+                },
+            }
+        ],
+        "method": [
+            {
+                "type": "action",
+                "name": "wait",
+                "provider": {"type": "process", "path": "true"},
+                "pauses": {"after": pause},
+            }
+        ],
+        "runtime": {"rollbacks": {"strategy": "always"}},
+    }

@@ -36,7 +36,7 @@ from chaosray.load.k6_cluster import (
     delete_leftover_runs,
 )
 from chaosray.wait import wait_until
-from tests.chaos_cli import ChaosRun, run_experiment, validate_experiment
+from tests.chaos_cli import ChaosRun, k6_control_experiment, run_experiment, validate_experiment
 from tests.rig.http_server import ScheduledServer
 from tests.rig.kube import REPO, KubeCluster
 from tests.rig.kwok_extras import (
@@ -141,30 +141,7 @@ def _nothing_left(cluster: KubeCluster) -> Iterator[None]:
 
 
 def _experiment(control_args: dict[str, Any], pause: float) -> dict[str, Any]:
-    return {
-        "version": "1.0.0",
-        "title": "k6 in the cluster",
-        "description": "load while pausing",
-        "controls": [
-            {
-                "name": "k6-load",
-                "provider": {
-                    "type": "python",
-                    "module": "chaosray.load.control",
-                    "arguments": control_args,
-                },
-            }
-        ],
-        "method": [
-            {
-                "type": "action",
-                "name": "wait",
-                "provider": {"type": "process", "path": "true"},
-                "pauses": {"after": pause},
-            }
-        ],
-        "runtime": {"rollbacks": {"strategy": "always"}},
-    }
+    return k6_control_experiment(control_args, pause)
 
 
 def _job_args(target: str, **extra: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from chaosray.load.k6 import read_k6_output
-from tests.chaos_cli import run_experiment, validate_experiment
+from tests.chaos_cli import k6_control_experiment, run_experiment, validate_experiment
 from tests.rig.http_server import ScheduledServer
 from tests.rig.procs import free_port
 
@@ -21,30 +21,7 @@ INTERVAL = 1 / RATE
 
 
 def _experiment(control_args: dict[str, Any], pause: float) -> dict[str, Any]:
-    return {
-        "version": "1.0.0",
-        "title": "k6 control under test",
-        "description": "load while pausing",
-        "controls": [
-            {
-                "name": "k6-load",
-                "provider": {
-                    "type": "python",
-                    "module": "chaosray.load.control",
-                    "arguments": control_args,
-                },
-            }
-        ],
-        "method": [
-            {
-                "type": "action",
-                "name": "wait",
-                "provider": {"type": "process", "path": "true"},
-                "pauses": {"after": pause},
-            }
-        ],
-        "runtime": {"rollbacks": {"strategy": "always"}},
-    }
+    return k6_control_experiment(control_args, pause)
 
 
 def _k6_processes() -> list[psutil.Process]:
