@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -102,3 +103,19 @@ def k6_control_experiment(control_args: dict[str, Any], pause: float) -> dict[st
         ],
         "runtime": {"rollbacks": {"strategy": "always"}},
     }
+
+
+def chaos_report(journal: Path, out: Path, export_format: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [chaos_binary(), "--no-log-file", "report", f"--export-format={export_format}",
+         str(journal), str(out)],
+        capture_output=True, text=True, timeout=300, cwd=out.parent,
+    )  # fmt: skip
+
+
+def pdf_text(path: Path) -> str:
+    pdftotext = shutil.which("pdftotext")
+    assert pdftotext, "pdftotext (poppler-utils) is installed by scripts/setup.sh"
+    done = subprocess.run([pdftotext, str(path), "-"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return " ".join(done.stdout.split())

@@ -6,8 +6,6 @@ Ctrl-C."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,29 +13,13 @@ import pytest
 
 from chaosray.report import mark_interrupted_runs, summarize_experiment
 from chaosray.report.journal import INTERRUPTED_FLAG
-from tests.chaos_cli import chaos_binary, run_experiment
+from tests.chaos_cli import chaos_report, pdf_text, run_experiment
 from tests.rig.http_server import ScheduledServer
 from tests.rig.kube import NAMESPACE, WORKERS, KubeCluster
 
 JOURNALS = Path(__file__).parent / "data" / "journals"
 # Journals whose tables hold at most one "$" (see docs/report-schema.md on PDF).
 PDF_SAFE = ["worker-delete", "head-delete", "k6-monitor-outages"]
-
-
-def chaos_report(journal: Path, out: Path, export_format: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [chaos_binary(), "--no-log-file", "report", f"--export-format={export_format}",
-         str(journal), str(out)],
-        capture_output=True, text=True, timeout=300, cwd=out.parent,
-    )  # fmt: skip
-
-
-def pdf_text(path: Path) -> str:
-    pdftotext = shutil.which("pdftotext")
-    assert pdftotext, "pdftotext (poppler-utils) is installed by scripts/setup.sh"
-    done = subprocess.run([pdftotext, str(path), "-"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return " ".join(done.stdout.split())
 
 
 def html_text(path: Path) -> str:

@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 
 from chaosray.wait import wait_until
-from tests.chaos_cli import ChaosRun, run_experiment, validate_experiment
+from tests.chaos_cli import ChaosRun, chaos_report, pdf_text, run_experiment, validate_experiment
 from tests.rig.http_server import ScheduledServer
 from tests.rig.kube import NAMESPACE, WORKERS, KubeCluster, ready_pods
 
@@ -65,6 +65,17 @@ def _run(
     )
 
 
+def _assert_pdf_report(tmp_path: Path, title: str, k6: bool = False) -> None:
+    """`chaos report` turns the experiment's fresh journal into a PDF (our
+    hypotheses keep to one "$" per table, which its LaTeX template needs)."""
+    out = tmp_path / "report.pdf"
+    done = chaos_report(tmp_path / "journal.json", out, "pdf")
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = pdf_text(out)
+    assert title in text
+    assert ("Probe - k6-load" in text) is k6
+
+
 def _verdict(run: ChaosRun) -> dict[str, Any]:
     return dict(run.journal["chaosray"]["verdict"])
 
@@ -109,8 +120,10 @@ def test_pre_validation_passes_on_the_reference_topology(
     assert _verdict(run) == {"passed": True, "reasons": []}
     probes = {p["activity"]["name"]: p for p in run.journal["steady_states"]["before"]["probes"]}
     assert probes["ray-workers-ready"]["output"] == 3
-    assert probes["workers-on-distinct-nodes"]["output"]["distinct"] is True
-    assert probes["endpoint-healthy"]["output"]["healthy"] is True
+    assert run.run_entry("workers-on-distinct-nodes")["output"]["distinct"] is True
+    assert run.run_entry("endpoint-healthy")["output"]["healthy"] is True
+    assert run.run_entry("nlb-provisioned")["output"]["host"] == "127.0.0.1"
+    _assert_pdf_report(tmp_path, "Pre-validation")
 
 
 def test_pre_validation_fails_without_the_worker_pdb(
@@ -205,6 +218,7 @@ def test_node_drain_respects_the_pdb_and_uncordons(
     assert all(p["terminated_s"] is not None and p["terminated_s"] < 60 for p in drain["pods"])
     assert run.run_entry("pdb-refuses-a-second-disruption")["output"]["refused"] is True
     assert not core.read_node(drain["node"]).spec.unschedulable
+    _assert_pdf_report(tmp_path, "Node drain", k6=True)
 
 
 def test_node_drain_fails_without_a_pdb(
@@ -264,6 +278,7 @@ def test_post_validation_cleans_up_our_cordons_then_passes(
     probes = {p["activity"]["name"]: p for p in run.journal["steady_states"]["after"]["probes"]}
     assert probes["inference-10-of-10"]["output"]["succeeded"] == 10
     assert len(scheduled_server.served()) == 10
+    _assert_pdf_report(tmp_path, "Post-validation")
 
 
 def test_post_validation_fails_when_a_worker_is_missing(

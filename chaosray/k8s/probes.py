@@ -108,6 +108,7 @@ def pods_on_distinct_nodes(
     namespace: str = "default",
     distinct_zones: bool = False,
     zone_label: str = ZONE_LABEL,
+    require: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
@@ -118,7 +119,8 @@ def pods_on_distinct_nodes(
     Returns `distinct` (true only if every pod is scheduled and no two share a
     node, or a zone when asked), `nodes` (pod -> node), `zones` (pod -> zone,
     when asked), `shared` (node or zone -> pods, where more than one), and
-    `unscheduled` (pods without a node). Fails when no pod matches.
+    `unscheduled` (pods without a node). Fails when no pod matches, and with
+    `require` (for use in a method) when they are not distinct.
     """
     core = core_v1(secrets)
     pods, _ = require_pods(core, namespace, label_selector)
@@ -141,6 +143,11 @@ def pods_on_distinct_nodes(
             groups.setdefault(where, []).append(pod)
     result["shared"] = {k: sorted(v) for k, v in groups.items() if len(v) > 1}
     result["distinct"] = not unscheduled and not result["shared"]
+    if require and not result["distinct"]:
+        raise ActivityFailed(
+            f"pods of {label_selector!r} are not on distinct nodes/zones: shared "
+            f"{result['shared']}, unscheduled {unscheduled}"
+        )
     return result
 
 
@@ -477,16 +484,19 @@ def node_running_pod(
 
 
 def cordoned_nodes(
+    fail_if_ours: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
     """Nodes marked unschedulable: `cordoned` (all of them), `ours` (those
     chaosray cordoned, which `uncordon_all` restores) and `ours_count`.
-    Post-validation expects `ours_count` to be 0."""
+    With `fail_if_ours` the probe fails while chaosray left a node cordoned."""
     core = core_v1(secrets)
     items = read(lambda: core.list_node(_request_timeout=REQUEST_TIMEOUT), "list nodes").items
     cordoned = sorted(n.metadata.name for n in items if n.spec.unschedulable)
     ours = sorted(
         n.metadata.name for n in items if (n.metadata.labels or {}).get(CORDON_LABEL) == "true"
     )
+    if fail_if_ours and ours:
+        raise ActivityFailed(f"nodes left cordoned by chaosray: {', '.join(ours)}")
     return {"cordoned": cordoned, "ours": ours, "ours_count": len(ours)}

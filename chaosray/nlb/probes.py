@@ -116,6 +116,7 @@ def nlb_health(
     method: str = "POST",
     payload: Any = None,
     timeout: float = 5.0,
+    require: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
@@ -127,6 +128,7 @@ def nlb_health(
     Returns `healthy` (every step passed), `url`, and per step (`dns`, `tcp`,
     `http_health`, `inference`): `ok`, `seconds`, and `addresses`, `status` or
     `error`. Later steps are skipped (`ok: false, skipped: true`) once one fails.
+    With `require` (for use in a method) the probe fails when unhealthy.
     """
     base = base_url(url, service_name, namespace, secrets)
     parts = urlsplit(base)
@@ -181,6 +183,9 @@ def nlb_health(
     if not healthy:
         failed = next(k for k, v in steps.items() if not v["ok"])
         logger.info(f"Endpoint {base} unhealthy at step {failed}: {steps[failed].get('error')}")
+    if require and not healthy:
+        failed = next(k for k, v in steps.items() if not v["ok"])
+        raise ActivityFailed(f"endpoint {base} unhealthy at step {failed}: {steps[failed]}")
     return {"healthy": healthy, "url": base, **steps}
 
 
