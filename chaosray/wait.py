@@ -29,7 +29,7 @@ class WaitTimeout(TimeoutError):
 
 
 def wait_until(
-    condition: Callable[[], T],
+    condition: Callable[[], T | None],
     *,
     timeout: float,
     description: str,

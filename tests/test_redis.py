@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
+from kubernetes import client
 
 from chaosray.redis import probes
+from chaosray.wait import wait_until
 from tests.rig.kube import NAMESPACE, REDIS, KubeCluster
 from tests.rig.procs import free_port
 from tests.rig.redis import RedisSentinelSet, start_redis, start_redis_sentinel_set
@@ -89,14 +91,20 @@ def test_wrong_password_is_a_clear_error(k8s: KubeCluster, tmp_path: Path) -> No
         addresses = {f"redis-{i}": f"{server.host}:{server.port}" for i in range(3)}
         with pytest.raises(ActivityFailed, match="refused the password") as failed:
             probes.redis_replication_status(
-                NAMESPACE, REDIS, mode="direct", addresses=addresses,
+                NAMESPACE,
+                REDIS,
+                mode="direct",
+                addresses=addresses,
                 secrets={"redis_password": "wrong-pw"},
-            )  # fmt: skip
+            )
         assert "wrong-pw" not in str(failed.value) and "s3cret" not in str(failed.value)
         ok = probes.redis_replication_status(
-            NAMESPACE, REDIS, mode="direct", addresses=addresses,
+            NAMESPACE,
+            REDIS,
+            mode="direct",
+            addresses=addresses,
             secrets={"redis_password": "s3cret-pw"},
-        )  # fmt: skip
+        )
         # Three "pods" on one primary with no replicas: three primaries.
         assert ok["primaries"] == ["redis-0", "redis-1", "redis-2"]
         assert "3 primaries" in ok["problems"][0]
@@ -121,9 +129,13 @@ def test_rejoin_after_a_pod_is_replaced(
 
     delete_pod(REDIS, NAMESPACE, name="redis-1")
     result = probes.wait_for_redis_rejoin(
-        NAMESPACE, REDIS, count=3, timeout=60, mode="direct",
+        NAMESPACE,
+        REDIS,
+        count=3,
+        timeout=60,
+        mode="direct",
         addresses=_addresses(redis_sentinel_set),
-    )  # fmt: skip
+    )
     assert result["replication"]["healthy"] is True
     assert result["ready_wait"]["since_source"] == "delete of pod redis-1"
     assert 0 <= result["recovery_s"] <= 30
@@ -146,3 +158,50 @@ def test_bad_mode_and_missing_address(k8s: KubeCluster) -> None:
         probes.redis_replication_status(NAMESPACE, REDIS, mode="telnet")
     with pytest.raises(ActivityFailed, match="no address given for pod 'redis-0'"):
         probes.redis_replication_status(NAMESPACE, REDIS, mode="direct", addresses={})
+
+
+def test_exec_mode_runs_redis_cli_through_the_kubernetes_exec_api(
+    k8s: KubeCluster, tmp_path: Path
+) -> None:
+    """The default mode, end to end: the API server's exec (a websocket to
+    kwok, which runs the command on this machine for the pods a ClusterExec
+    names) runs the real redis-cli against a real, password-protected
+    redis-server. The password comes from the "container's" REDIS_PASSWORD
+    and never passes through chaosray. All three pods reach the same server
+    here, so all three report the primary role."""
+    server = start_redis(tmp_path, password="exec-pw")
+    custom = client.CustomObjectsApi(k8s.api())
+    body = {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "ClusterExec",
+        "metadata": {"name": "rig-redis-exec"},
+        "spec": {
+            "selector": {"matchNamespaces": [NAMESPACE]},
+            "execs": [
+                {
+                    "local": {
+                        "workDir": str(tmp_path),
+                        "envs": [{"name": "REDIS_PASSWORD", "value": "exec-pw"}],
+                    }
+                }
+            ],
+        },
+    }
+    custom.create_cluster_custom_object("kwok.x-k8s.io", "v1alpha1", "clusterexecs", body)
+    try:
+
+        def answered() -> dict[str, Any] | None:
+            status = probes.redis_replication_status(
+                NAMESPACE, REDIS, mode="exec", port=server.port
+            )
+            return status if len(status["primaries"]) == 3 else None
+
+        status = wait_until(answered, timeout=30, description="redis-cli answers through exec")
+        assert status["primaries"] == ["redis-0", "redis-1", "redis-2"]
+        assert status["problems"] == ["3 primaries (redis-0, redis-1, redis-2); expected 1"]
+        assert status["healthy"] is False
+    finally:
+        custom.delete_cluster_custom_object(
+            "kwok.x-k8s.io", "v1alpha1", "clusterexecs", "rig-redis-exec"
+        )
+        server.stop()

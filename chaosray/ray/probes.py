@@ -402,7 +402,6 @@ def ray_head_recovery(
             f"Ready; not ALIVE in Ray: {', '.join(left)}"
         ) from None
     observed_at = time.time()
-    assert final is not None  # wait_until returns only a truthy value
     return {
         "head_ready_s": head["recovery_s"],
         "workers_reconnect_s": max(0.0, observed_at - head_ready_at),

@@ -62,13 +62,13 @@ if TYPE_CHECKING:  # kube.py imports this module to write the kwokctl config
 
 CONTAINER_ANNOTATION = "kwok.chaosray.test/container"
 KWOK_GROUP, KWOK_VERSION = "kwok.x-k8s.io", "v1alpha1"
-ENABLED_CRDS = ("Logs", "ClusterLogs", "PortForward", "ClusterPortForward")
+ENABLED_CRDS = ("Logs", "ClusterLogs", "PortForward", "ClusterPortForward", "Exec", "ClusterExec")
 
 KWOKCTL_CONFIG = """\
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
-  enableCRDs: [Logs, ClusterLogs, PortForward, ClusterPortForward]
+  enableCRDs: [Logs, ClusterLogs, PortForward, ClusterPortForward, Exec, ClusterExec]
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
