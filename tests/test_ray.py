@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from chaosray.nlb.probes import inference_request
 from chaosray.ray import actions, probes
@@ -286,3 +287,61 @@ def test_a_dead_ray_worker_behind_a_ready_pod_is_a_zombie(
         assert operational["operational"] is False and "3 ALIVE nodes" in operational["reason"]
     finally:
         core.delete_collection_namespaced_pod(NAMESPACE, label_selector="rig.chaosray/test-pod")
+
+
+def test_rayservice_status_and_its_pending_cluster(kubeconfig: KubeCluster) -> None:
+    """A real RayService under the real operator: KubeRay creates its cluster
+    as *pending*; it would promote it to active once Serve answers on the head's
+    dashboard, which no kwok pod can. The probes report exactly that, and
+    following the active cluster fails clearly until there is one."""
+    custom = client.CustomObjectsApi(kubeconfig.api())
+    spec = custom.get_namespaced_custom_object(
+        "ray.io", "v1", NAMESPACE, "rayclusters", "ray-serve"
+    )["spec"]
+    spec.pop("gcsFaultToleranceOptions", None)
+    body = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayService",
+        "metadata": {"name": "rig-service"},
+        "spec": {"serveConfigV2": "applications: []\n", "rayClusterConfig": spec},
+    }
+    custom.create_namespaced_custom_object("ray.io", "v1", NAMESPACE, "rayservices", body)
+    try:
+        status = wait_until(
+            lambda: (
+                (s := probes.rayservice_status("rig-service", NAMESPACE))["pending_cluster"] and s
+            ),
+            timeout=60,
+            description="KubeRay to create the RayService's cluster",
+        )
+        pending = str(status["pending_cluster"])
+        assert pending.startswith("rig-service-")
+        assert status["active_cluster"] is None and status["ready"] is False
+        made = wait_until(  # the name is published before the object is created
+            lambda: custom.get_namespaced_custom_object(
+                "ray.io", "v1", NAMESPACE, "rayclusters", pending
+            ),
+            timeout=30,
+            description=f"RayCluster {pending}",
+            ignore=(ApiException,),
+        )
+        assert made["metadata"]["ownerReferences"][0]["kind"] == "RayService"
+        with pytest.raises(ActivityFailed, match="RayService ray-serve/rig-service has no active"):
+            probes.raycluster_status(service="rig-service", namespace=NAMESPACE)
+    finally:
+        custom.delete_namespaced_custom_object(
+            "ray.io", "v1", NAMESPACE, "rayservices", "rig-service"
+        )
+        wait_until(
+            lambda: (
+                not custom.list_namespaced_custom_object(
+                    "ray.io",
+                    "v1",
+                    NAMESPACE,
+                    "rayclusters",
+                    label_selector="ray.io/originated-from-crd=RayService",
+                )["items"]
+            ),
+            timeout=60,
+            description="the RayService's cluster to be deleted",
+        )
