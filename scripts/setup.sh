@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${CHAOSRAY_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-# Debian packages: redis-server for the Redis rig; make for the entry points.
-DEBIAN_PACKAGES=(redis-server redis-tools make)
+# Debian packages: redis-server for the Redis rig; make for the entry points;
+# iproute2 for the network-namespace test host.
+DEBIAN_PACKAGES=(redis-server redis-tools make iproute2)
 # `chaos report` (chaostoolkit-reporting): pandoc for every format (html5);
 # pdflatex with the LaTeX packages pandoc's template loads for pdf; libcairo2
 # for cairosvg, which chaosreport imports; poppler-utils (pdftotext) to check
