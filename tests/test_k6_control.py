@@ -138,12 +138,28 @@ def test_bad_arguments_fail_chaos_validate(
 
 
 def test_ctrl_c_stops_the_load(scheduled_server: ScheduledServer, tmp_path: Path) -> None:
-    run = run_experiment(
-        _experiment({"target_url": scheduled_server.url, "rate": RATE}, 60),
-        tmp_path,
-        interrupt_after=6,
+    experiment = _experiment({"target_url": scheduled_server.url, "rate": RATE}, 60)
+    # A background availability monitor planned for 120 s: Chaos Toolkit waits
+    # for background activities after Ctrl-C, so the control must stop it.
+    experiment["method"].insert(
+        0,
+        {
+            "type": "probe",
+            "name": "availability-monitor",
+            "background": True,
+            "provider": {
+                "type": "python",
+                "module": "chaosray.load.probes",
+                "func": "monitor_availability",
+                "arguments": {"url": scheduled_server.url, "duration": 120, "rate": 5},
+            },
+        },
     )
+    run = run_experiment(experiment, tmp_path, interrupt_after=6)
     assert run.journal["status"] == "interrupted"
+    monitor = run.run_entry("availability-monitor")["output"]
+    assert monitor["stopped_early"] is True
+    assert monitor["requests"] < 5 * 20  # stopped at the interruption, not after 120 s
     # The control still collected the load's results into the journal.
     assert run.journal["chaosray"]["k6"]["requests"] > 0
     served_before = len(scheduled_server.served())

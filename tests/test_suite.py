@@ -162,6 +162,9 @@ def test_ctrl_c_cleans_up_and_writes_the_report_so_far(
     summary = _summary(folder)
     assert summary["interrupted"] is True
     assert [e["name"] for e in summary["experiments"]] == ["pre-validation", "node-drain"]
+    drain = json.loads((folder / "node-drain.journal.json").read_text())
+    monitor = next(r for r in drain["run"] if r["activity"]["name"] == "availability-monitor")
+    assert monitor["output"]["stopped_early"] is True  # not left running its 90 s
     core = topology.core()
     assert not [n.metadata.name for n in core.list_node().items if n.spec.unschedulable]
     k6_left = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "k6"]

@@ -15,7 +15,9 @@ k6 starts before the steady-state hypothesis and is stopped when the
 experiment ends (after the rollbacks); its results go into the journal as a
 run entry named ``k6-load`` (which ``chaos report`` shows) and under
 ``journal["chaosray"]["k6"]``. ``cleanup_control`` stops it too, so an
-interrupted experiment (Ctrl-C) never leaves load running.
+interrupted experiment (Ctrl-C) never leaves load running; on Ctrl-C or
+SIGTERM the control also stops the availability monitors at once (Chaos
+Toolkit would otherwise wait for those background probes to finish).
 
 Modes (argument ``mode``):
 
@@ -54,7 +56,9 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -74,6 +78,7 @@ from chaosray.load.k6_cluster import (
     preflight_through_service_proxy,
     stop_all_cluster_runs,
 )
+from chaosray.load.monitor import stop_all_monitors
 from chaosray.nlb.probes import base_url
 from chaosray.report.journal import add_control_entry, mark_interrupted_runs
 
@@ -245,6 +250,41 @@ def _preflight(settings: dict[str, Any], secrets: Secrets = None) -> None:
         raise ActivityFailed(f"k6 target {url} does not answer: {first.error}")
 
 
+# The handlers our signal hook replaced, restored by cleanup_control.
+_previous_handlers: dict[int, Any] = {}
+
+
+def _stop_monitors_then_chain(signum: int, frame: Any) -> None:
+    """On Ctrl-C or SIGTERM: stop the availability monitors first. Chaos
+    Toolkit waits for background activities to finish after an interruption,
+    so a monitor would otherwise go on sending requests for its whole
+    duration. Then the handler that was there before runs as usual."""
+    stopped = stop_all_monitors()
+    if stopped:
+        logger.warning(f"stopped {stopped} availability monitor(s) on signal {signum}")
+    previous = _previous_handlers.get(signum)
+    if callable(previous):
+        previous(signum, frame)
+    elif signum == signal.SIGINT:
+        raise KeyboardInterrupt
+
+
+def _hook_signals() -> None:
+    if threading.current_thread() is not threading.main_thread() or _previous_handlers:
+        return  # signal handlers can only be set from the main thread
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        _previous_handlers[signum] = signal.signal(signum, _stop_monitors_then_chain)
+
+
+def _unhook_signals() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, previous in list(_previous_handlers.items()):
+        if signal.getsignal(signum) is _stop_monitors_then_chain:
+            signal.signal(signum, previous)
+        del _previous_handlers[signum]
+
+
 def before_experiment_control(
     context: Experiment,
     configuration: Configuration = None,
@@ -282,6 +322,7 @@ def before_experiment_control(
         logger.error(f"K6 control: cannot start the load: {exc}")
         raise InterruptExecution(f"K6 control: cannot start the load: {exc}") from None
     _active.append((run, bool(settings["keep_output"])))
+    _hook_signals()
     env = settings["env"]
     where = f" ({run.mode} {run.namespace}/{run.name})" if isinstance(run, ClusterK6) else ""
     logger.info(f"K6 control: load running at {env['RATE']}/s against {env['TARGET_URL']}{where}")
@@ -318,9 +359,11 @@ def after_experiment_control(
 
 
 def cleanup_control() -> None:
-    """Stop any load still running and delete any k6 Job, TestRun or
-    ConfigMap still there (interrupted experiment)."""
+    """Stop any load still running (k6, availability monitors) and delete any
+    k6 Job, TestRun or ConfigMap still there (interrupted experiment)."""
     _active.clear()
+    _unhook_signals()
+    stop_all_monitors()
     stopped = stop_all_local_runs()
     if stopped:
         logger.warning(f"K6 control: stopped {stopped} k6 run(s) left running")

@@ -94,10 +94,6 @@ class ExperimentRun:
         }
 
 
-class Interrupted(Exception):
-    """Ctrl-C reached the suite."""
-
-
 class Suite:
     def __init__(self, options: SuiteOptions, console: Console | None = None) -> None:
         self.options = options
@@ -211,9 +207,18 @@ class Suite:
             )
             reader = threading.Thread(target=read, args=(self._child.stdout,), daemon=True)
             reader.start()
+            interrupted_at: float | None = None
             while self._child.poll() is None:
                 status.update(self._progress(name, last_line[0], samples, started))
                 time.sleep(1.0)
+                if self._interrupted.is_set() and interrupted_at is None:
+                    interrupted_at = time.monotonic()
+                if interrupted_at is not None and time.monotonic() - interrupted_at > STOP_GRACE_S:
+                    self.console.print(
+                        f"[red]{name} did not stop within {STOP_GRACE_S:g}s of Ctrl-C: killed[/]"
+                    )
+                    os.killpg(self._child.pid, signal.SIGKILL)
+                    self._child.wait(timeout=30)
             reader.join(timeout=5)
             run.returncode = self._child.returncode
             self._child = None
