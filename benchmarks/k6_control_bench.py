@@ -43,13 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's tests.rig
 
 from chaosray.load.k6 import default_script, k6_binary, read_k6_output
 from tests.rig.http_server import ScheduledServer, start_scheduled_server
-from tests.rig.procs import ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 PATH = "/predict"
@@ -58,28 +56,6 @@ RUN_TIMEOUT_S = 300.0
 
 # Every k6 pid this script saw, so none outlives it.
 _seen_k6: dict[int, float] = {}
-
-
-def start_server(work: Path, nodelay: bool) -> ScheduledServer:
-    """The rig's scheduled server; with ``nodelay``, the same server with
-    TCP_NODELAY on its sockets (the rig's answers otherwise wait ~40 ms for a
-    delayed ACK: headers and body go out as two segments)."""
-    if not nodelay:
-        return start_scheduled_server(work)
-    port = free_port()
-    code = (
-        f"import sys; sys.path.insert(0, {str(REPO)!r}); "
-        "from tests.rig import scheduled_server as s; "
-        f"s.Handler.disable_nagle_algorithm = True; sys.argv = ['s', '{port}']; s.main()"
-    )
-    proc = ManagedProcess("scheduled-server-nodelay", [sys.executable, "-c", code], work)
-    server = ScheduledServer(proc, port)
-    proc.wait_ready(
-        lambda: requests.get(f"{server.url}/_rig/requests", timeout=1).ok,
-        15,
-        "the scheduled server (TCP_NODELAY) to answer",
-    )
-    return server
 
 
 @dataclass
@@ -422,11 +398,6 @@ def main() -> None:
     parser.add_argument(
         "--no-json-variant", action="store_true", help="skip the 'k6 alone + JSON' diagnostic"
     )
-    parser.add_argument(
-        "--nodelay",
-        action="store_true",
-        help="run the rig's server with TCP_NODELAY (without it, each answer waits ~40 ms)",
-    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     # A SIGTERM ends the run like Ctrl-C: the finally blocks stop what was started.
@@ -439,10 +410,10 @@ def main() -> None:
         runs["k6 alone + JSON"] = []
     runs["k6 + control"] = []
     try:
-        server = start_server(work, args.nodelay)
+        server = start_scheduled_server(work)
         print(
             f"k6_control_bench: {args.rate}/s for {args.duration} s against the scheduled server "
-            f"({server.url}{PATH}{', TCP_NODELAY' if args.nodelay else ''}); "
+            f"({server.url}{PATH}); "
             f"{os.cpu_count()} CPUs\n"
         )
         for i in range(args.repeat):

@@ -44,33 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's te
 from chaosray.load.probes import monitor_availability
 from chaosray.metrics import exact_percentile
 from tests.rig.http_server import ScheduledServer, start_scheduled_server
-from tests.rig.procs import ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def start_server(work: Path, nodelay: bool) -> ScheduledServer:
-    """The rig's scheduled server; with ``nodelay``, the same server with
-    TCP_NODELAY on its sockets. The rig's handler writes the headers and the
-    body of an answer in two segments, so without it Nagle's algorithm holds
-    the body until the client's delayed ACK (about 40 ms on Linux): every
-    request then takes over 40 ms, whoever sends it."""
-    if not nodelay:
-        return start_scheduled_server(work)
-    port = free_port()
-    code = (
-        f"import sys; sys.path.insert(0, {str(REPO)!r}); "
-        "from tests.rig import scheduled_server as s; "
-        f"s.Handler.disable_nagle_algorithm = True; sys.argv = ['s', '{port}']; s.main()"
-    )
-    proc = ManagedProcess("scheduled-server-nodelay", [sys.executable, "-c", code], work)
-    server = ScheduledServer(proc, port)
-    proc.wait_ready(
-        lambda: requests.get(f"{server.url}/_rig/requests", timeout=1).ok,
-        15,
-        "the scheduled server (TCP_NODELAY) to answer",
-    )
-    return server
 
 
 @dataclass
@@ -243,12 +218,6 @@ def main() -> None:
         "--flood-duration", type=float, default=10.0, help="seconds of flood loop (0: skip)"
     )
     parser.add_argument("--timeout", type=float, default=2.0, help="per-request timeout (s)")
-    parser.add_argument(
-        "--nodelay",
-        action="store_true",
-        help="run the rig's server with TCP_NODELAY (without it, each answer waits ~40 ms "
-        "for a delayed ACK)",
-    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     # A SIGTERM ends the run like Ctrl-C: the finally blocks stop what was started.
@@ -257,13 +226,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="chaosray-monitor-bench-"))
     server: ScheduledServer | None = None
     try:
-        server = start_server(work, args.nodelay)
+        server = start_scheduled_server(work)
         path = "/predict"
         url = server.url + path
         samples = work / "samples.jsonl"
         print(
             f"monitor_bench: {args.rate:g} requests/s for {args.duration:g} s against the "
-            f"scheduled server ({url}{', TCP_NODELAY' if args.nodelay else ''}); "
+            f"scheduled server ({url}); "
             f"{os.cpu_count()} CPUs\n"
         )
         monitor = measure("monitor", server, path, monitor_phase(url, args, samples))
