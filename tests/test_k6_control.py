@@ -70,14 +70,16 @@ def test_k6_timeline_downtime_matches_the_ground_truth(
     control = {"target_url": scheduled_server.url, "rate": RATE, "threshold_failure_rate": None}
     truth = scheduled_server.arm(
         [
-            {"start": 3.0, "end": 3.5, "mode": "down"},
-            {"start": 5.0, "end": 7.0, "mode": "reset"},
-            {"start": 9.0, "end": 19.0, "mode": "error"},
+            {"start": 6.0, "end": 6.5, "mode": "down"},
+            {"start": 8.0, "end": 10.0, "mode": "reset"},
+            {"start": 12.0, "end": 22.0, "mode": "error"},
         ]
     )
-    run = run_experiment(_experiment(control, 21), tmp_path)
+    run = run_experiment(_experiment(control, 24), tmp_path)
     result = run.journal["chaosray"]["k6"]
     assert result["status"] == "passed", result
+    # The windows lie wholly inside the load run (chaos and k6 start in a few seconds).
+    assert result["started_at"] < truth[0].start and result["ended_at"] > truth[-1].end
     windows = result["downtime_windows"]
     assert len(windows) == 3, windows
     for measured, true in zip(windows, truth, strict=True):
@@ -89,10 +91,10 @@ def test_k6_timeline_downtime_matches_the_ground_truth(
 def test_failed_thresholds_are_a_failed_run_never_a_success(
     scheduled_server: ScheduledServer, tmp_path: Path
 ) -> None:
-    scheduled_server.arm([{"start": 1.0, "end": 60, "mode": "down"}])
-    run = run_experiment(
-        _experiment({"target_url": scheduled_server.url, "rate": RATE}, 3), tmp_path
-    )
+    # Down from the start; the pre-flight request is off (it would refuse to start).
+    scheduled_server.arm([{"start": 0.0, "end": 60, "mode": "down"}])
+    control = {"target_url": scheduled_server.url, "rate": RATE, "preflight": False}
+    run = run_experiment(_experiment(control, 3), tmp_path)
     entry = run.run_entry("k6-load")
     assert entry["status"] == "failed"
     result = entry["output"]
