@@ -28,8 +28,10 @@ lint:
 	$(VENV)/bin/ruff format --check chaosray tests benchmarks
 	$(VENV)/bin/mypy
 
+# Inside a network namespace with loopback only (scripts/contained.sh):
+# nothing the tests start can reach beyond this machine.
 pytest:
-	$(PY) -m pytest -ra $(PYTEST_ARGS)
+	bash scripts/contained.sh $(PY) -m pytest -ra $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -274,7 +274,7 @@ def run_control(server: ScheduledServer, args: argparse.Namespace, work: Path) -
     journal_path = work / "journal.json"
     chaos = str(Path(sys.executable).with_name("chaos"))
     argv = [
-        chaos, "--log-file", str(work / "chaostoolkit.log"), "run",
+        chaos, "--no-version-check", "--log-file", str(work / "chaostoolkit.log"), "run",
         "--journal-path", str(journal_path), str(path),
     ]  # fmt: skip
     children_before = _children_cpu()

@@ -18,6 +18,11 @@ def chaos_binary() -> str:
     return str(Path(sys.executable).with_name("chaos"))
 
 
+def chaos_argv(*args: str) -> list[str]:
+    """``chaos`` without its version check (a request to releases.chaostoolkit.org)."""
+    return [chaos_binary(), "--no-version-check", *args]
+
+
 @dataclass
 class ChaosRun:
     returncode: int
@@ -45,7 +50,7 @@ def run_experiment(
     journal_path = work_dir / "journal.json"
     log_path = work_dir / "chaostoolkit.log"
     argv = [
-        chaos_binary(), "--log-file", str(log_path), "run",
+        *chaos_argv("--log-file", str(log_path), "run"),
         "--journal-path", str(journal_path), *extra_args, str(path),
     ]  # fmt: skip
     with subprocess.Popen(
@@ -71,7 +76,7 @@ def validate_experiment(
     path = work_dir / "experiment.json"
     path.write_text(json.dumps(experiment, indent=2))
     return subprocess.run(
-        [chaos_binary(), "--no-log-file", "validate", str(path)],
+        chaos_argv("--no-log-file", "validate", str(path)),
         capture_output=True, text=True, timeout=120, cwd=work_dir,
     )  # fmt: skip
 
@@ -107,7 +112,7 @@ def k6_control_experiment(control_args: dict[str, Any], pause: float) -> dict[st
 
 def chaos_report(journal: Path, out: Path, export_format: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [chaos_binary(), "--no-log-file", "report", f"--export-format={export_format}",
+        [*chaos_argv("--no-log-file", "report"), f"--export-format={export_format}",
          str(journal), str(out)],
         capture_output=True, text=True, timeout=300, cwd=out.parent,
     )  # fmt: skip

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.rig.containment import why_not_contained
 from tests.rig.http_server import ScheduledServer, start_scheduled_server
 from tests.rig.kube import (
     KubeCluster,
@@ -23,6 +24,18 @@ from tests.rig.kube import (
 from tests.rig.moto import MotoServer, start_moto_server
 from tests.rig.ray_cluster import LocalRayCluster
 from tests.rig.redis import RedisSentinelSet, RedisServer, start_redis, start_redis_sentinel_set
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run outside the test session's own network namespace: the
+    components the tests start must have no route off the machine."""
+    problem = why_not_contained()
+    if problem:
+        pytest.exit(
+            f"the tests run only inside their own network namespace ({problem}): "
+            "use `make pytest` or `scripts/contained.sh .venv/bin/python -m pytest ...`",
+            returncode=2,
+        )
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ def test_chaos_discover_writes_every_activity(tmp_path: Path) -> None:
     done = subprocess.run(
         [
             _chaos(),
+            "--no-version-check",
             "--no-log-file",
             "discover",
             "chaostoolkit-ray",

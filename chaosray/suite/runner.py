@@ -177,6 +177,9 @@ class Suite:
         samples = self.folder / f"{name}.samples.jsonl"
         argv = [
             str(Path(sys.executable).with_name("chaos")),
+            # chaos otherwise asks releases.chaostoolkit.org for a newer
+            # version before every experiment.
+            "--no-version-check",
             "--log-file",
             str(run.log_path),
             "run",

@@ -176,6 +176,10 @@ def start_cluster(work_dir: Path) -> KubeCluster:
         operator = ManagedProcess(
             "kuberay-operator",
             [bins["KUBERAY_OPERATOR"], "--kubeconfig", str(kubeconfig),
+             # Reach Ray's dashboard and Serve through the API server's
+             # proxy, not by resolving <head-svc>.<ns>.svc.cluster.local
+             # with the machine's resolver (KubeRay's default).
+             "--use-kubernetes-proxy",
              "--enable-leader-election=false", "--metrics-addr=0",
              "--health-probe-bind-address=0", "--log-stdout-encoder=console"],
             work_dir,

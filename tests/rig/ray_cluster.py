@@ -77,6 +77,9 @@ _NODE_PORTS = (
     "runtime-env-agent-port",
 )
 _HEAD_PORTS = ("port", "dashboard-port", "ray-client-server-port")
+# An empty autoscaler config: its presence is what stops Ray's cloud lookup.
+RAY_BOOTSTRAP_CONFIG = "# no autoscaler; present so Ray asks no cloud metadata service\n{}\n"
+RAY_USAGE_STATS_SINK = "http://127.0.0.1:9/"  # the discard port: nothing listens
 # The raylet's line when it finds the GCS back after a failover.
 _GCS_RESTART_LOG = "The GCS has restarted"
 
@@ -137,11 +140,25 @@ class LocalRayCluster:
     more than once).
     """
 
-    def __init__(self, work_dir: Path, *, worker_cpus: int = 1) -> None:
+    def __init__(self, work_dir: Path, *, worker_cpus: int = 1, cloud_guards: bool = True) -> None:
         self.work_dir = work_dir  # the ``ray start`` and Redis logs
         self.cluster_id = uuid.uuid4().hex[:8]
         # Short, because Ray puts unix sockets under it (limit ~107 chars).
         self.temp_root = Path(tempfile.mkdtemp(prefix="rr-", dir="/tmp"))
+        # Every Ray process's HOME. Ray's dashboard reads
+        # ~/ray_bootstrap_config.yaml before it checks whether usage stats
+        # are enabled, and when the file is missing it asks the cloud
+        # metadata services (169.254.169.254, metadata.google.internal)
+        # which cloud it runs on (ray/_common/usage/usage_lib.py
+        # get_cluster_config_to_report). An empty mapping skips that lookup.
+        # ``cloud_guards=False`` leaves it (and RAY_USAGE_STATS_REPORT_URL)
+        # out: only the containment test's control run does that, inside a
+        # namespace where those addresses are its own.
+        self.cloud_guards = cloud_guards
+        self.home = self.temp_root / "home"
+        self.home.mkdir()
+        if cloud_guards:
+            (self.home / "ray_bootstrap_config.yaml").write_text(RAY_BOOTSTRAP_CONFIG)
         self.worker_cpus = worker_cpus
         self._taken: set[int] = set()
         self.redis: RedisServer | None = None
@@ -212,8 +229,17 @@ class LocalRayCluster:
             raise
 
     def _common_env(self, node_name: str) -> dict[str, str]:
+        guards = {
+            # With usage stats disabled the dashboard still sends a "disabled"
+            # report to https://usage-stats.ray.io/ (usage_stats_head.py
+            # _report_disabled_usage_sync); this sends it to a closed port
+            # on loopback instead.
+            "RAY_USAGE_STATS_REPORT_URL": RAY_USAGE_STATS_SINK,
+        }
         return {
+            "HOME": str(self.home),
             "RAY_USAGE_STATS_ENABLED": "0",
+            **(guards if self.cloud_guards else {}),
             # The Serve app is imported by path on every node, as from an image.
             "PYTHONPATH": os.pathsep.join(
                 p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
