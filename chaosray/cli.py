@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the scenarios even when pre-validation failed",
     )
+    shipped = commands.add_parser(
+        "experiments", help="the experiments shipped with the package (for `chaos run`)"
+    )
+    shipped_commands = shipped.add_subparsers(dest="experiments_command")
+    shipped_commands.add_parser("path", help="print the folder that holds them")
+    shipped_commands.add_parser("list", help="print each experiment file, in suite order")
     return parser
 
 
@@ -103,22 +109,26 @@ OVERRIDES = {
 
 
 def _suite_run(args: argparse.Namespace, console: Console) -> int:
+    from chaosray.guard import check_range
     from chaosray.k8s.client import resolve_target
+    from chaosray.suite.preflight import (
+        PreflightFailed,
+        check_cluster,
+        check_context,
+        effective_configuration,
+    )
     from chaosray.suite.runner import ALL, Suite, SuiteOptions
 
-    try:
-        target = resolve_target()
-    except ActivityFailed as exc:
-        console.print(f"[red]chaosray: {exc}[/]")
-        return 2
     configuration: dict[str, Any] = {
         key: getattr(args, option)
         for option, key in OVERRIDES.items()
         if getattr(args, option) is not None
     }
-    if args.min_success_rate is not None and not 0 <= args.min_success_rate <= 1:
-        console.print("[red]chaosray: --min-success-rate is a fraction between 0 and 1[/]")
-        return 2
+    for key, value in configuration.items():
+        problem = check_range(key, value)
+        if problem:
+            console.print(f"[red]chaosray: --{key.replace('_', '-')}: {problem}[/]")
+            return 2
     options = SuiteOptions(
         experiments=args.experiments or list(ALL),
         results_dir=args.results_dir,
@@ -128,13 +138,32 @@ def _suite_run(args: argparse.Namespace, console: Console) -> int:
     )
     if args.experiments_dir is not None:
         options.experiments_dir = args.experiments_dir
-    console.print(f"Cluster: {target.context or target.host} ({target.source})")
     suite = Suite(options, console)
     try:
-        return suite.run()
-    except ValueError as exc:
-        console.print(f"[red]chaosray: {exc}[/]")
+        suite.check()
+        target = resolve_target()
+        effective = effective_configuration(
+            options.experiments_dir, options.var_files, configuration
+        )
+        check_context(target, effective)
+        check_cluster(target, effective)
+    except (ValueError, ActivityFailed, PreflightFailed) as exc:
+        console.print(f"[red]chaosray: {exc}[/]", highlight=False)
         return 2
+    console.print(f"Cluster: {target.context or target.host} ({target.source})")
+    return suite.run()
+
+
+def _experiments(args: argparse.Namespace) -> int:
+    from chaosray.suite.runner import ALL, default_experiments_dir
+
+    folder = default_experiments_dir()
+    if args.experiments_command == "path":
+        print(folder)
+    else:
+        for name in ALL:
+            print(folder / f"{name}.json")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     if args.command == "suite" and getattr(args, "suite_command", None) == "run":
         return _suite_run(args, console)
+    if args.command == "experiments" and getattr(args, "experiments_command", None):
+        return _experiments(args)
     if args.command == "suite":
         parser.parse_args(["suite", "--help"])
     parser.print_help()

@@ -67,7 +67,9 @@ def _failed_probes(state: dict[str, Any] | None) -> list[str]:
     if not state:
         return []
     return [
-        f"{p['activity']['name']} (got {p.get('output')!r})"
+        f"{p['activity']['name']} ("
+        + (f"error: {_error(p)}" if p.get("exception") else f"got {p.get('output')!r}")
+        + ")"
         for p in state.get("probes") or []
         if not p.get("tolerance_met", True)
     ]
@@ -147,3 +149,7 @@ def after_experiment_control(
         logger.error(f"Verdict: {reason}")
     if state.get("status") == "completed":
         state["status"] = "failed"
+
+
+# The arguments this control takes, for chaosray.guard's settings check.
+control_arguments = _criteria

@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${CHAOSRAY_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
+CACHE="${CHAOSRAY_CACHE:-$HOME/.cache/chaosray}"
+WHEELHOUSE="$CACHE/wheelhouse"
 # Debian packages: redis-server for the Redis rig; make for the entry points;
 # iproute2 for the network-namespace test host.
 DEBIAN_PACKAGES=(redis-server redis-tools make iproute2)
@@ -51,6 +53,21 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -e ".[dev]"
   echo "$want" > "$stamp"
+else
+  echo "    up to date"
+fi
+
+run_step "wheelhouse for the packaging test (${WHEELHOUSE})"
+# The test session has no route to PyPI: the test that installs the built
+# wheel into a fresh virtual environment installs its dependencies (and the
+# build backend) from here.
+wh_stamp="$WHEELHOUSE/.chaosray-deps"
+if [ "$(cat "$wh_stamp" 2>/dev/null)" != "$want" ]; then
+  rm -rf "$WHEELHOUSE"
+  mkdir -p "$WHEELHOUSE"
+  "$VENV/bin/python" -m pip wheel -q --wheel-dir "$WHEELHOUSE" . "setuptools>=68" wheel
+  rm -f "$WHEELHOUSE"/chaostoolkit_ray-*.whl  # the test builds the current one
+  echo "$want" > "$wh_stamp"
 else
   echo "    up to date"
 fi

@@ -42,9 +42,12 @@ def run_experiment(
     timeout: float = 300,
     interrupt_after: float | None = None,
     env: dict[str, str] | None = None,
+    interrupts: int = 1,
+    interrupt_spacing: float = 0.3,
 ) -> ChaosRun:
     """``chaos run`` the experiment; optionally send SIGINT (Ctrl-C) after
-    ``interrupt_after`` seconds."""
+    ``interrupt_after`` seconds, ``interrupts`` times, ``interrupt_spacing``
+    seconds apart."""
     path = work_dir / "experiment.json"
     path.write_text(json.dumps(experiment, indent=2))
     journal_path = work_dir / "journal.json"
@@ -63,7 +66,11 @@ def run_experiment(
     ) as proc:
         if interrupt_after is not None:
             time.sleep(interrupt_after)
-            proc.send_signal(signal.SIGINT)
+            for index in range(interrupts):
+                if index:
+                    time.sleep(interrupt_spacing)
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=timeout)
     journal = json.loads(journal_path.read_text()) if journal_path.exists() else {}
     log = log_path.read_text() if log_path.exists() else ""

@@ -221,6 +221,36 @@ def test_node_drain_respects_the_pdb_and_uncordons(
     _assert_pdf_report(tmp_path, "Node drain", k6=True)
 
 
+@pytest.mark.parametrize("presses", [2, 3])
+def test_ctrl_c_pressed_again_still_uncordons_stops_the_load_and_writes_the_journal(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path, presses: int
+) -> None:
+    core = topology.core()
+    _drain_setup(core)  # the drained worker's replacement waits: the drain's node stays cordoned
+    var_file = tmp_path / "vars.json"
+    var_file.write_text(
+        json.dumps({"configuration": {**FAST, "inference_url": scheduled_server.url}})
+    )
+    run = run_experiment(
+        _load("node-drain"), tmp_path,
+        extra_args=("--var-file", str(var_file)),
+        env={"KUBECONFIG": str(topology.kubeconfig)},
+        interrupt_after=8, interrupts=presses, interrupt_spacing=0.3,
+    )  # fmt: skip
+    assert run.journal, f"no journal: {run.console}"
+    assert run.journal["status"] == "interrupted"
+    assert "Aborted!" not in run.console
+    assert "again: stopping the load and uncordoning" in run.log
+    assert not core.list_node(label_selector="chaosray.io/cordoned").items
+    drain = run.run_entry("drain-a-worker-node")
+    assert not core.read_node(drain["output"]["node"]).spec.unschedulable
+    assert run.journal["rollbacks"], "the rollbacks ran and are in the journal"
+    served = len(scheduled_server.served())
+    time.sleep(1.5)
+    assert len(scheduled_server.served()) == served  # no load left running
+    assert chaos_report(tmp_path / "journal.json", tmp_path / "r.html", "html5").returncode == 0
+
+
 def test_node_drain_fails_without_a_pdb(
     topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path, pdb_removed: None
 ) -> None:

@@ -186,3 +186,30 @@ def test_read_k6_output_orders_points(tmp_path: Path) -> None:
     (window,) = stats.summary()["downtime_windows"]
     assert window["failed_requests"] == 2
     assert window["duration_s"] == pytest.approx(1.5)  # 1.5 -> 3.0
+
+
+@pytest.mark.parametrize("interrupt", [False, True])
+def test_a_local_run_leaves_no_folder_behind(
+    scheduled_server: ScheduledServer, tmp_path: Path, interrupt: bool
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    run = run_experiment(
+        _experiment({"target_url": scheduled_server.url, "rate": RATE}, 6 if interrupt else 2),
+        work,
+        env={"TMPDIR": str(temp)},
+        interrupt_after=4 if interrupt else None,
+    )
+    assert run.journal["chaosray"]["k6"]["requests"] > 0, run.log
+    assert list(temp.glob("chaosray-k6-*")) == []
+
+
+def test_keep_output_keeps_the_folder(scheduled_server: ScheduledServer, tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    args = {"target_url": scheduled_server.url, "rate": RATE, "keep_output": True}
+    run = run_experiment(_experiment(args, 2), tmp_path, env={"TMPDIR": str(temp)})
+    (kept,) = temp.glob("chaosray-k6-*")
+    assert (kept / "k6-output.json.gz").is_file(), run.log

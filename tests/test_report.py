@@ -166,6 +166,7 @@ def test_a_clean_completed_journal_passes() -> None:
     assert summary["schema"] == EXPERIMENT_SCHEMA
     assert summary["verdict"] == {
         "passed": True,
+        "skipped": False,
         "source": "journal",
         "reasons": [],
         "evidence": [],
@@ -452,7 +453,9 @@ def test_suite_compares_and_counts() -> None:
     passing, failing = _two_experiments()
     suite = _suite_of(passing, failing)
     assert suite["schema"] == SUITE_SCHEMA and suite["duration_s"] == 600.0
-    assert suite["totals"] == {"experiments": 2, "passed": 1, "failed": 1, "overall_passed": False}
+    assert suite["totals"] == {
+        "experiments": 2, "passed": 1, "failed": 1, "skipped": 0, "overall_passed": False,
+    }  # fmt: skip
     row = suite["comparison"]["rows"][0]
     assert row == {
         "experiment": "worker-delete",

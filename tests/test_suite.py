@@ -144,7 +144,21 @@ def test_a_failed_pre_validation_skips_the_scenarios(
         "post-validation": True,
     }
     assert not (folder / "worker-delete.journal.json").exists()  # never run
-    assert "skipped: pre-validation failed" in out
+    assert "worker-delete: skipped (pre-validation failed" in out
+    summary = _summary(folder)
+    # Skipped is neither passed nor failed, in the summary, the table and JUnit.
+    assert summary["totals"] == {
+        "experiments": 3, "passed": 1, "failed": 1, "skipped": 1, "overall_passed": False,
+    }  # fmt: skip
+    row = next(r for r in summary["comparison"]["rows"] if r["experiment"] == "worker-delete")
+    assert row["verdict"] == "skipped"
+    assert "1 passed, 1 failed, 1 skipped" in out
+    junit = ET.parse(folder / "junit.xml").getroot()
+    cases = {c.get("name"): c for c in junit.iter("testcase")}
+    assert cases["worker-delete"].find("skipped") is not None
+    assert cases["worker-delete"].find("failure") is None
+    assert cases["pre-validation"].find("failure") is not None
+    assert junit.find("testsuite").get("skipped") == "1"  # type: ignore[union-attr]
 
 
 def test_ctrl_c_cleans_up_and_writes_the_report_so_far(
@@ -161,7 +175,10 @@ def test_ctrl_c_cleans_up_and_writes_the_report_so_far(
     assert code == 130, out
     summary = _summary(folder)
     assert summary["interrupted"] is True
-    assert [e["name"] for e in summary["experiments"]] == ["pre-validation", "node-drain"]
+    names = [e["name"] for e in summary["experiments"]]
+    assert names == ["pre-validation", "node-drain", "post-validation"]
+    not_run = summary["experiments"][2]["verdict"]
+    assert not_run["skipped"] and "interrupted" in not_run["reasons"][0]["message"]
     drain = json.loads((folder / "node-drain.journal.json").read_text())
     monitor = next(r for r in drain["run"] if r["activity"]["name"] == "availability-monitor")
     assert monitor["output"]["stopped_early"] is True  # not left running its 90 s

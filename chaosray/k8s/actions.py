@@ -24,7 +24,7 @@ from chaoslib.types import Configuration, Secrets
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from chaosray.k8s.client import REQUEST_TIMEOUT, core_v1, require_allowed_context
+from chaosray.k8s.client import REQUEST_TIMEOUT, core_v1
 from chaosray.k8s.pods import (
     Disruption,
     PodSet,
@@ -39,7 +39,14 @@ from chaosray.k8s.pods import (
     require_pods,
     watch_pods,
 )
-from chaosray.k8s.probes import CORDON_LABEL, node_running_pod
+from chaosray.k8s.probes import node_running_pod
+from chaosray.safety import (
+    CORDON_ANNOTATION,
+    CORDON_LABEL,
+    is_dry_run,
+    pod_limit,
+    require_allowed_context,
+)
 
 __all__ = [
     "cordon_node",
@@ -51,26 +58,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("chaostoolkit")
-
-CORDON_ANNOTATION = "chaosray.io/cordoned-at"
-DEFAULT_MAX_PODS = 10
-
-
-def _dry_run(dry_run: bool, configuration: Configuration) -> bool:
-    return bool(dry_run) or bool((configuration or {}).get("chaosray_dry_run", False))
-
-
-def _max_pods(max_pods: int | None, configuration: Configuration) -> int:
-    value = (
-        max_pods or (configuration or {}).get("chaosray_max_pods_per_action") or DEFAULT_MAX_PODS
-    )
-    try:
-        parsed = int(value)
-    except (TypeError, ValueError):
-        raise ActivityFailed(f"max_pods must be a whole number, got {value!r}") from None
-    if parsed < 1:
-        raise ActivityFailed(f"max_pods must be at least 1, got {parsed}")
-    return parsed
 
 
 def _deleted_at(pod: Any) -> tuple[datetime, str]:
@@ -149,7 +136,7 @@ def delete_pod(
     pods than that would remain. Returns `pod`, `uid`, `node`, `deleted_at`
     (the API server's deletionTimestamp when it sets one), `dry_run`.
     """
-    dry = _dry_run(dry_run, configuration)
+    dry = is_dry_run(dry_run, configuration)
     require_allowed_context(configuration, secrets, f"delete a pod matching {label_selector!r}")
     core = core_v1(secrets)
     pods, _ = require_pods(core, namespace, label_selector)
@@ -218,7 +205,7 @@ def delete_pods_sequentially(
     Returns `steps` (per deletion: `pod`, `node`, `deleted_at`,
     `min_ready_seen`, `ready_at_end`, `check`), `completed`, `dry_run`.
     """
-    dry = _dry_run(dry_run, configuration)
+    dry = is_dry_run(dry_run, configuration)
     require_allowed_context(configuration, secrets, f"delete pods matching {label_selector!r}")
     if not isinstance(interval, int | float) or interval < 0:
         raise ActivityFailed(f"interval must be a number of seconds >= 0, got {interval!r}")
@@ -238,7 +225,7 @@ def delete_pods_sequentially(
         raise ActivityFailed(
             f"count={wanted} but only {len(ordered)} live pods match {label_selector!r}"
         )
-    limit = _max_pods(max_pods, configuration)
+    limit = pod_limit(max_pods, configuration)
     if wanted > limit:
         raise ActivityFailed(
             f"refusing to delete {wanted} pods: more than max_pods={limit} "
@@ -301,7 +288,7 @@ def cordon_node(
     cordoned by chaosray, so `uncordon_all` restores exactly the nodes we
     cordoned; a node that was already cordoned is left as it was (and not
     marked ours). Returns `node`, `cordoned`, `was_cordoned`, `dry_run`."""
-    dry = _dry_run(dry_run, configuration)
+    dry = is_dry_run(dry_run, configuration)
     require_allowed_context(configuration, secrets, f"cordon node {name!r}")
     core = core_v1(secrets)
     node = _read_node(core, name)
@@ -330,7 +317,7 @@ def uncordon_node(
 ) -> dict[str, Any]:
     """Mark node `name` schedulable again and remove chaosray's cordon marks.
     Returns `node`, `was_cordoned`, `dry_run`."""
-    dry = _dry_run(dry_run, configuration)
+    dry = is_dry_run(dry_run, configuration)
     require_allowed_context(configuration, secrets, f"uncordon node {name!r}")
     core = core_v1(secrets)
     node = _read_node(core, name)
@@ -361,7 +348,7 @@ def uncordon_all(
     """Uncordon every node that chaosray cordoned (and only those), for
     rollbacks and cleanup. Idempotent: with nothing of ours cordoned it does
     nothing. Returns `uncordoned` (node names) and `dry_run`."""
-    dry = _dry_run(dry_run, configuration)
+    dry = is_dry_run(dry_run, configuration)
     require_allowed_context(configuration, secrets, "uncordon nodes")
     core = core_v1(secrets)
     nodes = read(
@@ -427,7 +414,7 @@ def drain_node(
     `duration_s`, `dry_run`. The node stays cordoned on success: uncordon it
     (or use `uncordon_all` in the rollbacks).
     """
-    dry = _dry_run(dry_run, configuration)
+    dry = is_dry_run(dry_run, configuration)
     core = core_v1(secrets)
     if not name:
         if not label_selector:
@@ -449,7 +436,7 @@ def drain_node(
         f"list pods on node {name}",
     )
     evict, skipped = _drainable(list(on_node.items))
-    limit = _max_pods(max_pods, configuration)
+    limit = pod_limit(max_pods, configuration)
     if len(evict) > limit:
         raise ActivityFailed(
             f"refusing to drain {name}: it runs {len(evict)} pods to evict, more than "

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
-from chaoslib.types import Configuration, Secrets
+from chaoslib.types import Secrets
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
@@ -51,32 +51,41 @@ def _lookup(secrets: Secrets, key: str, default: str | None = None) -> str | Non
     return None if value is None else str(value)
 
 
-def kubeconfig_path() -> Path:
-    return Path(os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config")))
+def kubeconfig_paths() -> list[Path]:
+    """The kubeconfig files in use: ``KUBECONFIG`` (a list separated by
+    ``os.pathsep``, as kubectl reads it; files that do not exist are left
+    out, as kubectl does), else ``~/.kube/config``."""
+    listed = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    paths = [Path(os.path.expanduser(p)) for p in listed.split(os.pathsep) if p]
+    return [p for p in paths if p.is_file()]
 
 
 def resolve_target(secrets: Secrets = None) -> KubeTarget:
     """Which cluster the current settings point at, without connecting."""
-    path = kubeconfig_path()
-    if path.exists():
+    paths = kubeconfig_paths()
+    if paths:
+        # The client merges a list the way kubectl does (first file wins).
+        merged = os.pathsep.join(str(p) for p in paths)
+        shown = ", ".join(str(p) for p in paths)
         wanted = _lookup(secrets, "KUBERNETES_CONTEXT")
         try:
-            contexts, active = config.list_kube_config_contexts(str(path))
+            contexts, active = config.list_kube_config_contexts(merged)
         except ConfigException as exc:
-            raise ActivityFailed(f"kubeconfig {path} cannot be read: {exc}") from None
+            raise ActivityFailed(f"kubeconfig {shown} cannot be read: {exc}") from None
         names = [c["name"] for c in contexts or []]
         name = wanted or (active or {}).get("name")
         if wanted and wanted not in names:
             raise ActivityFailed(
-                f"Kubernetes context {wanted!r} is not in {path} (contexts: {', '.join(names)})"
+                f"Kubernetes context {wanted!r} is not in {shown} (contexts: {', '.join(names)})"
             )
-        return KubeTarget("kubeconfig", name, str(path))
+        return KubeTarget("kubeconfig", name, merged)
     if os.environ.get("CHAOSTOOLKIT_IN_POD") == "true":
         return KubeTarget("in-pod", None, "in-cluster")
     host = _lookup(secrets, "KUBERNETES_HOST")
     if not host:
         raise ActivityFailed(
-            f"no Kubernetes configuration: {path} does not exist, CHAOSTOOLKIT_IN_POD is not "
+            f"no Kubernetes configuration: no kubeconfig at "
+            f"{os.environ.get('KUBECONFIG') or '~/.kube/config'}, CHAOSTOOLKIT_IN_POD is not "
             "true and KUBERNETES_HOST is not set. Point KUBECONFIG at your cluster's kubeconfig."
         )
     return KubeTarget("environment", None, host)
@@ -93,7 +102,7 @@ def api_client(secrets: Secrets = None) -> client.ApiClient:
             for k in ("KUBERNETES_API_KEY", "KUBERNETES_CERT_FILE", "KUBERNETES_CA_CERT_FILE")
         )
     elif target.source == "kubeconfig":
-        key += (kubeconfig_path().stat().st_mtime_ns,)
+        key += tuple(p.stat().st_mtime_ns for p in kubeconfig_paths())
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
@@ -136,6 +145,9 @@ def _build(target: KubeTarget, secrets: Secrets) -> client.ApiClient:
         elif _lookup(secrets, "KUBERNETES_CERT_FILE"):
             configuration.cert_file = _lookup(secrets, "KUBERNETES_CERT_FILE")
             configuration.key_file = _lookup(secrets, "KUBERNETES_KEY_FILE")
+    # One layer of retries only: chaosray.retry retries reads; urllib3's own
+    # (3 by default) would multiply each attempt against an unresponsive server.
+    configuration.retries = 0
     if os.environ.get("HTTP_PROXY"):
         configuration.proxy = os.environ["HTTP_PROXY"]
     if os.environ.get("NO_PROXY"):
@@ -169,21 +181,3 @@ def batch_v1(secrets: Secrets = None) -> client.BatchV1Api:
 
 def custom_objects(secrets: Secrets = None) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client(secrets))
-
-
-def require_allowed_context(
-    configuration: Configuration, secrets: Secrets, action: str
-) -> KubeTarget:
-    """Refuse a destructive ``action`` outside the contexts listed in the
-    configuration key ``chaosray_allowed_contexts`` (when it is set)."""
-    target = resolve_target(secrets)
-    allowed = (configuration or {}).get("chaosray_allowed_contexts")
-    if allowed:
-        if isinstance(allowed, str):
-            allowed = [c.strip() for c in allowed.split(",") if c.strip()]
-        if target.context not in allowed:
-            raise ActivityFailed(
-                f"refusing to {action}: Kubernetes context {target.context!r} is not in "
-                f"chaosray_allowed_contexts ({', '.join(allowed)})"
-            )
-    return target

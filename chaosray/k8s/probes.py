@@ -33,6 +33,7 @@ from chaosray.k8s.pods import (
     watch_pods,
 )
 from chaosray.metrics import to_epoch
+from chaosray.safety import CORDON_LABEL
 
 __all__ = [
     "cordoned_nodes",
@@ -51,7 +52,6 @@ logger = logging.getLogger("chaostoolkit")
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 # The label chaosray puts on the nodes it cordons (see chaosray.k8s.actions).
-CORDON_LABEL = "chaosray.io/cordoned"
 
 
 def pod_counts(

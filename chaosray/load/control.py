@@ -56,9 +56,8 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
+import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +66,7 @@ import requests
 from chaoslib.exceptions import ActivityFailed, InterruptExecution, InvalidActivity
 from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
+from chaosray import interrupts
 from chaosray.inference import InferenceTarget, send
 from chaosray.load.k6 import LocalK6, stop_all_local_runs
 from chaosray.load.k6_cluster import (
@@ -103,6 +103,9 @@ RUN_NAME = "k6-load"
 
 # The runs this control started, with whether to keep their raw output.
 _active: list[tuple[LocalK6 | ClusterK6, bool]] = []
+# Work folders this control made for local runs (no results_dir given): removed
+# once their results are in the journal, unless keep_output asks otherwise.
+_temporary_dirs: set[Path] = set()
 
 
 def _string_map(name: str, value: Any) -> dict[str, str]:
@@ -250,41 +253,6 @@ def _preflight(settings: dict[str, Any], secrets: Secrets = None) -> None:
         raise ActivityFailed(f"k6 target {url} does not answer: {first.error}")
 
 
-# The handlers our signal hook replaced, restored by cleanup_control.
-_previous_handlers: dict[int, Any] = {}
-
-
-def _stop_monitors_then_chain(signum: int, frame: Any) -> None:
-    """On Ctrl-C or SIGTERM: stop the availability monitors first. Chaos
-    Toolkit waits for background activities to finish after an interruption,
-    so a monitor would otherwise go on sending requests for its whole
-    duration. Then the handler that was there before runs as usual."""
-    stopped = stop_all_monitors()
-    if stopped:
-        logger.warning(f"stopped {stopped} availability monitor(s) on signal {signum}")
-    previous = _previous_handlers.get(signum)
-    if callable(previous):
-        previous(signum, frame)
-    elif signum == signal.SIGINT:
-        raise KeyboardInterrupt
-
-
-def _hook_signals() -> None:
-    if threading.current_thread() is not threading.main_thread() or _previous_handlers:
-        return  # signal handlers can only be set from the main thread
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        _previous_handlers[signum] = signal.signal(signum, _stop_monitors_then_chain)
-
-
-def _unhook_signals() -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum, previous in list(_previous_handlers.items()):
-        if signal.getsignal(signum) is _stop_monitors_then_chain:
-            signal.signal(signum, previous)
-        del _previous_handlers[signum]
-
-
 def before_experiment_control(
     context: Experiment,
     configuration: Configuration = None,
@@ -300,8 +268,13 @@ def before_experiment_control(
         if settings["preflight"]:
             _preflight(settings, secrets)
         if settings["mode"] == "local":
-            work_dir = Path(settings["results_dir"] or tempfile.mkdtemp(prefix="chaosray-k6-"))
-            work_dir.mkdir(parents=True, exist_ok=True)
+            if settings["results_dir"]:
+                work_dir = Path(settings["results_dir"])
+                work_dir.mkdir(parents=True, exist_ok=True)
+            else:
+                work_dir = Path(tempfile.mkdtemp(prefix="chaosray-k6-"))
+                if not settings["keep_output"]:
+                    _temporary_dirs.add(work_dir)
             script = Path(settings["script"]) if settings["script"] else None
             run = LocalK6(settings["env"], work_dir, script, settings["k6_binary"])
         else:
@@ -322,7 +295,7 @@ def before_experiment_control(
         logger.error(f"K6 control: cannot start the load: {exc}")
         raise InterruptExecution(f"K6 control: cannot start the load: {exc}") from None
     _active.append((run, bool(settings["keep_output"])))
-    _hook_signals()
+    interrupts.hook(configuration, secrets)
     env = settings["env"]
     where = f" ({run.mode} {run.namespace}/{run.name})" if isinstance(run, ClusterK6) else ""
     logger.info(f"K6 control: load running at {env['RATE']}/s against {env['TARGET_URL']}{where}")
@@ -353,6 +326,7 @@ def after_experiment_control(
                 run.delete()
         if isinstance(run, LocalK6) and not keep_output:
             run.output_path.unlink(missing_ok=True)
+            _remove_temporary(run.work_dir)
         if result.get("error"):
             logger.error(f"K6 control: {result['error']}")
         record_in_journal(state, result, arguments, started)
@@ -362,14 +336,22 @@ def cleanup_control() -> None:
     """Stop any load still running (k6, availability monitors) and delete any
     k6 Job, TestRun or ConfigMap still there (interrupted experiment)."""
     _active.clear()
-    _unhook_signals()
+    interrupts.unhook()
     stop_all_monitors()
     stopped = stop_all_local_runs()
+    for work_dir in list(_temporary_dirs):
+        _remove_temporary(work_dir)
     if stopped:
         logger.warning(f"K6 control: stopped {stopped} k6 run(s) left running")
     deleted = stop_all_cluster_runs()
     if deleted:
         logger.warning(f"K6 control: deleted {deleted} in-cluster k6 run(s) left behind")
+
+
+def _remove_temporary(work_dir: Path) -> None:
+    if work_dir in _temporary_dirs:
+        _temporary_dirs.discard(work_dir)
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def record_in_journal(
@@ -394,3 +376,7 @@ def record_in_journal(
         failure=failure,
     )
     journal.setdefault("chaosray", {})["k6"] = result
+
+
+# The arguments this control takes, for chaosray.guard's settings check.
+control_arguments = _settings

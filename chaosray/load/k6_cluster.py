@@ -929,14 +929,10 @@ def preflight_through_service_proxy(
         )
 
 
-def delete_leftover_runs(namespace: str | None = None, secrets: Secrets = None) -> dict[str, Any]:
-    """Delete every k6 Job, TestRun and ConfigMap chaosray left behind (by
-    label), in ``namespace`` or in all namespaces, and wait for their pods to
-    go. Returns what was deleted: ``{"jobs": [...], "testruns": [...],
-    "configmaps": [...]}`` as ``namespace/name``."""
+def _leftovers(namespace: str | None, secrets: Secrets) -> tuple[list[Any], list[Any], list[Any]]:
+    """The k6 ConfigMaps, Jobs and TestRuns (as dicts) chaosray created, by label."""
     core, batch, custom = core_v1(secrets), batch_v1(secrets), custom_objects(secrets)
     kwargs: dict[str, Any] = {"label_selector": SELECTOR, "_request_timeout": REQUEST_TIMEOUT}
-    deleted: dict[str, list[str]] = {"jobs": [], "testruns": [], "configmaps": []}
     if namespace:
         jobs = read(lambda: batch.list_namespaced_job(namespace, **kwargs), "list k6 Jobs").items
         maps = read(lambda: core.list_namespaced_config_map(namespace, **kwargs), "list k6 maps")
@@ -954,7 +950,29 @@ def delete_leftover_runs(namespace: str | None = None, secrets: Secrets = None) 
         if exc.status != 404:  # 404: no k6-operator, so no TestRun
             raise explain(exc, "list k6 TestRuns") from None
         testruns = []
-    for cm in maps.items:
+    return list(maps.items), list(jobs), testruns
+
+
+def find_leftover_runs(namespace: str | None = None, secrets: Secrets = None) -> dict[str, Any]:
+    """What :func:`delete_leftover_runs` would delete, deleting nothing."""
+    maps, jobs, testruns = _leftovers(namespace, secrets)
+    return {
+        "jobs": [f"{j.metadata.namespace}/{j.metadata.name}" for j in jobs],
+        "testruns": [f"{r['metadata']['namespace']}/{r['metadata']['name']}" for r in testruns],
+        "configmaps": [f"{m.metadata.namespace}/{m.metadata.name}" for m in maps],
+    }
+
+
+def delete_leftover_runs(namespace: str | None = None, secrets: Secrets = None) -> dict[str, Any]:
+    """Delete every k6 Job, TestRun and ConfigMap chaosray left behind (by
+    label), in ``namespace`` or in all namespaces, and wait for their pods to
+    go. Returns what was deleted: ``{"jobs": [...], "testruns": [...],
+    "configmaps": [...]}`` as ``namespace/name``."""
+    core, batch, custom = core_v1(secrets), batch_v1(secrets), custom_objects(secrets)
+    deleted: dict[str, list[str]] = {"jobs": [], "testruns": [], "configmaps": []}
+    maps_items, jobs, testruns = _leftovers(namespace, secrets)
+    group, version, plural = TESTRUN_API
+    for cm in maps_items:
         ns, name = cm.metadata.namespace, cm.metadata.name
         try:
             core.delete_namespaced_config_map(name, ns, _request_timeout=REQUEST_TIMEOUT)

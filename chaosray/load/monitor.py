@@ -37,6 +37,12 @@ _running: set[AvailabilityMonitor] = set()
 _running_lock = threading.Lock()
 
 
+def running_monitors() -> list[AvailabilityMonitor]:
+    """The monitors of this process that are sending requests now."""
+    with _running_lock:
+        return list(_running)
+
+
 def stop_all_monitors() -> int:
     """Stop every monitor of this process (Ctrl-C, cleanup); returns how many."""
     with _running_lock:
@@ -69,10 +75,20 @@ class AvailabilityMonitor:
         self._samples: IO[str] | None = None
         self.started_at: float | None = None
         self.ended_at: float | None = None
-        self.stopped_early = False
+        self.stopped_early = False  # interrupted (Ctrl-C, cleanup)
+        self.ended_by = "duration"  # or "stop_action", "interrupted"
 
     def stop(self) -> None:
+        """Stop now: the experiment was interrupted."""
+        self.ended_by = "interrupted"
         self._stop.set()
+
+    def finish(self) -> None:
+        """Stop now because the measured period is over (the experiment's
+        stop action): a normal end, not an interruption."""
+        if not self._stop.is_set():
+            self.ended_by = "stop_action"
+            self._stop.set()
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -116,7 +132,7 @@ class AvailabilityMonitor:
                     if due >= start + self.duration:
                         break
                     if self._stop.wait(max(0.0, due - time.time())):
-                        self.stopped_early = True
+                        self.stopped_early = self.ended_by == "interrupted"
                         break
                     pool.submit(self._one, seq, due)
                     seq += 1
@@ -138,6 +154,7 @@ class AvailabilityMonitor:
                 "started_at": self.started_at,
                 "ended_at": self.ended_at,
                 "stopped_early": self.stopped_early,
+                "ended_by": self.ended_by,
                 "send_lag_s": {
                     "p50": self.send_lag.percentile(50),
                     "p99": self.send_lag.percentile(99),

@@ -42,6 +42,10 @@ RECOVERY_FUNCS: dict[str, tuple[str, tuple[str, ...]]] = {
 KEY_RECOVERY_PHASES = ("method", "steady_state_after")
 
 
+# The journal status the suite gives an experiment it did not run.
+SKIPPED = "skipped"
+
+
 def _reason(
     kind: str, message: str, activity: str | None = None, value: Any = None
 ) -> dict[str, Any]:
@@ -155,6 +159,15 @@ def _verdict(journal: dict[str, Any], evidence: list[dict[str, Any]]) -> dict[st
     status = journal.get("status")
     chaosray = journal.get("chaosray")
     given = chaosray.get("verdict") if isinstance(chaosray, dict) else None
+    if status == SKIPPED:  # the suite did not run it: neither passed nor failed
+        reasons = (given or {}).get("reasons") or ["not run"]
+        return {
+            "passed": False,
+            "skipped": True,
+            "source": "suite",
+            "reasons": [_reason("skipped", str(text)) for text in reasons],
+            "evidence": [],
+        }
     if isinstance(given, dict) and isinstance(given.get("passed"), bool):
         reasons = [_reason("verdict", str(text)) for text in given.get("reasons") or [] if text]
         passed = bool(given["passed"])
@@ -167,6 +180,7 @@ def _verdict(journal: dict[str, Any], evidence: list[dict[str, Any]]) -> dict[st
             reasons = list(evidence) or [_reason("verdict", "the verdict control failed it")]
         return {
             "passed": passed,
+            "skipped": False,
             "source": "chaosray.verdict",
             "reasons": [] if passed else reasons,
             "evidence": evidence,
@@ -177,6 +191,7 @@ def _verdict(journal: dict[str, Any], evidence: list[dict[str, Any]]) -> dict[st
         reasons.append(_reason("status", f"the journal's status is {status!r}"))
     return {
         "passed": passed,
+        "skipped": False,
         "source": "journal",
         "reasons": [] if passed else reasons,
         "evidence": evidence,

@@ -10,6 +10,7 @@ from typing import Any
 
 from chaosray.report.journal import epoch
 from chaosray.report.render import extra_evidence, fmt_ms, fmt_rate, fmt_recovery, fmt_s
+from chaosray.report.suite import verdict_word
 from chaosray.report.svg import (
     availability_chart,
     latency_chart,
@@ -34,6 +35,7 @@ p.meta { color: var(--muted); margin: 2px 0 12px; }
 .badge { display: inline-block; padding: 1px 9px; border-radius: 10px; font-weight: 600;
   font-size: 12px; color: #fff; vertical-align: 2px; letter-spacing: .03em; }
 .badge.passed { background: var(--ok); } .badge.failed { background: var(--bad); }
+.badge.skipped { background: #999; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; font-size: 13px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left;
   vertical-align: top; }
@@ -77,8 +79,8 @@ def _slug(name: str, index: int) -> str:
     return f"x{index}-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
 
 
-def _badge(passed: bool) -> str:
-    word = "passed" if passed else "failed"
+def _badge(word: str) -> str:
+    """``passed``, ``failed`` or ``skipped``, as a badge."""
     return f'<span class="badge {word}">{word.upper()}</span>'
 
 
@@ -101,7 +103,7 @@ def _table(
 def _comparison(suite: dict[str, Any], slugs: list[str]) -> str:
     rows, classes = [], []
     for slug, row in zip(slugs, suite["comparison"]["rows"], strict=True):
-        classes.append("passed" if row["passed"] else "failed")
+        classes.append(row["verdict"])
         rows.append(
             [
                 f'<a href="#{slug}">{_e(row["experiment"])}</a>',
@@ -307,7 +309,7 @@ def _activities(experiment: dict[str, Any]) -> str:
 def _experiment(experiment: dict[str, Any], slug: str) -> str:
     verdict = experiment["verdict"]
     parts = [
-        f'<h2 id="{slug}">{_e(experiment["name"])} {_badge(verdict["passed"])}</h2>',
+        f'<h2 id="{slug}">{_e(experiment["name"])} {_badge(verdict_word(verdict))}</h2>',
         f'<p class="meta">{_e(experiment["title"])}</p>'
         if experiment["title"] != experiment["name"]
         else "",
@@ -370,7 +372,7 @@ def render_html(suite: dict[str, Any]) -> str:
     title = suite.get("title") or "chaosray report"
     slugs = [_slug(e["name"], i) for i, e in enumerate(suite["experiments"])]
     body = [
-        f"<h1>{_e(title)} {_badge(totals['overall_passed'])}</h1>",
+        f"<h1>{_e(title)} {_badge('passed' if totals['overall_passed'] else 'failed')}</h1>",
         f'<p class="meta">{_e(suite.get("started"))} to {_e(suite.get("ended"))} '
         f"({_e(fmt_s(suite.get('duration_s')))}): {totals['experiments']} experiments, "
         f"{totals['passed']} passed, {totals['failed']} failed.</p>",

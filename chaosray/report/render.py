@@ -137,7 +137,7 @@ def render_junit(suite: dict[str, Any]) -> str:
     aborted experiment is an ``<error>``. Each test case's ``<system-out>``
     holds the key figures. Times are seconds."""
     experiments = suite["experiments"]
-    failures = errors = 0
+    failures = errors = skipped = 0
     total_time = suite.get("duration_s")
     root = ET.Element("testsuites", name=_xml_text(suite.get("title") or "chaosray"))
     testsuite = ET.SubElement(root, "testsuite", name=_xml_text(suite.get("title") or "chaosray"))
@@ -158,7 +158,13 @@ def render_junit(suite: dict[str, Any]) -> str:
             classname="chaosray." + re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment["name"]),
             time=f"{experiment.get('duration_s') or 0.0:.3f}",
         )
-        if not verdict["passed"]:
+        if verdict.get("skipped"):
+            skipped += 1
+            reasons = verdict["reasons"]
+            ET.SubElement(
+                case, "skipped", message=_xml_text(reasons[0]["message"] if reasons else "not run")
+            )
+        elif not verdict["passed"]:
             reasons = verdict["reasons"]
             first = reasons[0]["message"] if reasons else "failed"
             interrupted = experiment.get("journal_status") in ("interrupted", "aborted")
@@ -180,13 +186,12 @@ def render_junit(suite: dict[str, Any]) -> str:
         "tests": str(len(experiments)),
         "failures": str(failures),
         "errors": str(errors),
-        "skipped": "0",
+        "skipped": str(skipped),
         "time": f"{total_time or sum(e.get('duration_s') or 0.0 for e in experiments):.3f}",
     }
     for key, value in counts.items():
         testsuite.set(key, value)
-        if key != "skipped":
-            root.set(key, value)
+        root.set(key, value)
     stamp = _junit_timestamp(suite.get("started"))
     if stamp:
         testsuite.set("timestamp", stamp)
@@ -200,7 +205,8 @@ def console_table(suite: dict[str, Any]) -> Table:
     overall = "[bold green]PASSED[/]" if totals["overall_passed"] else "[bold red]FAILED[/]"
     table = Table(
         title=f"{suite.get('title') or 'chaosray'}: {overall} "
-        f"({totals['passed']} passed, {totals['failed']} failed)",
+        f"({totals['passed']} passed, {totals['failed']} failed"
+        + (f", {totals['skipped']} skipped)" if totals.get("skipped") else ")"),
         box=box.SIMPLE_HEAVY,
     )
     for column in suite["comparison"]["columns"]:
@@ -209,9 +215,12 @@ def console_table(suite: dict[str, Any]) -> Table:
         else:
             table.add_column(str(column["title"]), justify="right", overflow="fold")
     for row in suite["comparison"]["rows"]:
-        verdict = (
-            Text("passed", style="green") if row["passed"] else Text("FAILED", style="bold red")
-        )
+        if row["verdict"] == "skipped":
+            verdict = Text("skipped", style="yellow")
+        elif row["passed"]:
+            verdict = Text("passed", style="green")
+        else:
+            verdict = Text("FAILED", style="bold red")
         table.add_row(
             row["experiment"],
             verdict,
@@ -237,7 +246,10 @@ def render_console(suite: dict[str, Any], *, width: int = 120, color: bool = Fal
     for experiment in suite["experiments"]:
         if experiment["verdict"]["passed"]:
             continue
-        console.print(Text(f"{experiment['name']}: failed", style="bold red"))
+        if experiment["verdict"].get("skipped"):
+            console.print(Text(f"{experiment['name']}: skipped", style="yellow"))
+        else:
+            console.print(Text(f"{experiment['name']}: failed", style="bold red"))
         for reason in experiment["verdict"]["reasons"]:
             console.print(Text(f"  - {reason['message']}"))
     return console.export_text(styles=color)

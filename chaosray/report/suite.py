@@ -26,6 +26,13 @@ COLUMNS: list[dict[str, str | None]] = [
 ]
 
 
+def verdict_word(verdict: dict[str, Any]) -> str:
+    """``passed``, ``failed`` or ``skipped`` (not run by the suite)."""
+    if verdict.get("skipped"):
+        return "skipped"
+    return "passed" if verdict["passed"] else "failed"
+
+
 def comparison_row(experiment: dict[str, Any]) -> dict[str, Any]:
     """One row of the comparison table from an experiment summary."""
     availability = experiment["availability"]
@@ -34,7 +41,7 @@ def comparison_row(experiment: dict[str, Any]) -> dict[str, Any]:
     return {
         "experiment": experiment["name"],
         "title": experiment["title"],
-        "verdict": "passed" if experiment["verdict"]["passed"] else "failed",
+        "verdict": verdict_word(experiment["verdict"]),
         "passed": experiment["verdict"]["passed"],
         "success_rate": availability.get("success_rate"),
         "p50_ms": latency.get("p50"),
@@ -73,6 +80,7 @@ def summarize_suite(
             )
     start, end = epoch(started), epoch(ended)
     passed = sum(1 for e in experiments if e["verdict"]["passed"])
+    skipped = sum(1 for e in experiments if e["verdict"].get("skipped"))
     return {
         "schema": SUITE_SCHEMA,
         "title": title,
@@ -82,7 +90,8 @@ def summarize_suite(
         "totals": {
             "experiments": len(experiments),
             "passed": passed,
-            "failed": len(experiments) - passed,
+            "failed": len(experiments) - passed - skipped,
+            "skipped": skipped,
             "overall_passed": bool(experiments) and passed == len(experiments),
         },
         "comparison": {

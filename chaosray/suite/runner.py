@@ -31,6 +31,8 @@ from typing import Any
 
 from rich.console import Console
 
+from chaosray.report.experiment import SKIPPED
+
 __all__: list[str] = []  # the suite is a command, not activities
 
 logger = logging.getLogger("chaostoolkit")
@@ -49,10 +51,9 @@ STOP_GRACE_S = 300.0  # Chaos Toolkit's rollbacks after a Ctrl-C may take a whil
 
 
 def default_experiments_dir() -> Path:
-    """The experiments shipped next to the package (a source checkout), else
-    ./experiments."""
-    beside = Path(__file__).resolve().parents[2] / "experiments"
-    return beside if beside.is_dir() else Path("experiments")
+    """The experiments shipped in the package (``chaosray/experiments``;
+    ``experiments/`` of a source checkout links to it)."""
+    return Path(__file__).resolve().parents[1] / "experiments"
 
 
 @dataclass
@@ -79,7 +80,7 @@ class ExperimentRun:
     @property
     def verdict(self) -> dict[str, Any]:
         if self.skipped:
-            return {"passed": False, "reasons": [f"skipped: {self.skipped}"]}
+            return {"passed": False, "skipped": True, "reasons": [self.skipped]}
         if self.journal is None:
             return {"passed": False, "reasons": [f"no journal (chaos exited {self.returncode})"]}
         verdict = (self.journal.get("chaosray") or {}).get("verdict")
@@ -120,10 +121,19 @@ class Suite:
             if not var_file.is_file():
                 raise ValueError(f"var file {var_file} does not exist")
 
-    def _vars_file(self) -> Path:
-        """The suite's own overrides, written as a var file."""
-        path = self.folder / "suite-vars.json"
-        path.write_text(json.dumps({"configuration": self.options.configuration}, indent=2))
+    def _vars_file(self, name: str) -> Path:
+        """The suite's own overrides for experiment ``name``, as a var file
+        with only the keys that experiment declares (chaosray.guard refuses
+        keys no experiment knows)."""
+        declared = (
+            json.loads((self.options.experiments_dir / f"{name}.json").read_text()).get(
+                "configuration"
+            )
+            or {}
+        )
+        path = self.folder / f"{name}.suite-vars.json"
+        own = {k: v for k, v in self.options.configuration.items() if k in declared}
+        path.write_text(json.dumps({"configuration": own}, indent=2))
         return path
 
     # --- running ----------------------------------------------------------------------------
@@ -136,7 +146,8 @@ class Suite:
         try:
             for name in self.options.experiments:
                 if self._interrupted.is_set():
-                    break
+                    self.runs.append(self._not_run(name, "not run: the suite was interrupted"))
+                    continue
                 self._run_one(name)
         finally:
             signal.signal(signal.SIGINT, previous)
@@ -157,6 +168,11 @@ class Suite:
         if child is not None and child.poll() is None:
             self.console.print("[yellow]Ctrl-C: stopping the running experiment (rollbacks run)[/]")
             child.send_signal(signal.SIGINT)
+
+    def _not_run(self, name: str, reason: str) -> ExperimentRun:
+        run = ExperimentRun(name, self.folder / f"{name}.journal.json", self.folder / f"{name}.log")
+        run.skipped = reason
+        return run
 
     def _should_skip(self, name: str) -> str | None:
         if name in (PRE, POST) or not self.options.skip_on_failed_prevalidation:
@@ -187,7 +203,7 @@ class Suite:
             str(run.journal_path),
             *[a for f in self.options.var_files for a in ("--var-file", str(f))],
             "--var-file",
-            str(self._vars_file()),
+            str(self._vars_file(name)),
             "--var",
             f"monitor_samples_path={samples}",
             str(self.options.experiments_dir / f"{name}.json"),
@@ -280,7 +296,7 @@ class Suite:
             if journal is None:  # skipped, or chaos died: the verdict says why
                 journal = {
                     "experiment": {"title": run.name},
-                    "status": "failed",
+                    "status": SKIPPED if run.skipped else "failed",
                     "chaosray": {"verdict": run.verdict},
                 }
             samples_path = self.folder / f"{run.name}.samples.jsonl"
