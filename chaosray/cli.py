@@ -127,7 +127,7 @@ def _suite_run(args: argparse.Namespace, console: Console) -> int:
     for key, value in configuration.items():
         problem = check_range(key, value)
         if problem:
-            console.print(f"[red]chaosray: --{key.replace('_', '-')}: {problem}[/]")
+            console.print(f"[red]chaosray: --{key.replace('_', '-')}: {problem}[/]", soft_wrap=True)
             return 2
     options = SuiteOptions(
         experiments=args.experiments or list(ALL),
@@ -148,7 +148,7 @@ def _suite_run(args: argparse.Namespace, console: Console) -> int:
         check_context(target, effective)
         check_cluster(target, effective)
     except (ValueError, ActivityFailed, PreflightFailed) as exc:
-        console.print(f"[red]chaosray: {exc}[/]", highlight=False)
+        console.print(f"[red]chaosray: {exc}[/]", highlight=False, soft_wrap=True)
         return 2
     console.print(f"Cluster: {target.context or target.host} ({target.source})")
     return suite.run()

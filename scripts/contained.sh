@@ -17,4 +17,9 @@ if [ $# -eq 0 ]; then
 fi
 # unshare without --fork execs the command itself: Ctrl-C and exit codes pass
 # straight through, and the namespace ends with the last process in it.
-exec unshare --net -- env CHAOSRAY_CONTAINED=1 bash -c 'ip link set lo up && exec "$@"' contained "$@"
+# One address outside 127/8 on loopback, for servers that must advertise a
+# non-loopback address (kube-apiserver picks the default route's otherwise, and
+# there is none): 198.18.0.0/15 is the benchmarking range, used by no network.
+SESSION_ADDRESS=198.18.255.254
+exec unshare --net -- env CHAOSRAY_CONTAINED=1 CHAOSRAY_SESSION_ADDRESS="$SESSION_ADDRESS" \
+  bash -c 'ip link set lo up && ip addr add "$CHAOSRAY_SESSION_ADDRESS/32" dev lo && exec "$@"' contained "$@"

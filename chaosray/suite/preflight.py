@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -129,9 +130,12 @@ def check_cluster(target: KubeTarget, configuration: dict[str, Any]) -> None:
 
 
 def _short(cause: object) -> str:
+    """urllib3's wrapped socket error, as the socket said it."""
     text = str(cause)
-    # urllib3 wraps the socket error: keep its last, human part.
-    return text.split(": ", 1)[-1] if "object at 0x" in text else text
+    errno_text = re.search(r"\[Errno -?\d+\] (.*)$", text)
+    if errno_text:
+        return errno_text.group(1)
+    return text.split(">: ", 1)[-1]
 
 
 def _check_namespace(core: client.CoreV1Api, namespace: str) -> None:

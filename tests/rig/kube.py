@@ -131,6 +131,14 @@ def _wait(check: Callable[[], Any], timeout: float, what: str) -> None:
         raise ComponentFailed(str(exc)) from None
 
 
+def _advertise_address() -> list[str]:
+    """In the tests' network namespace (scripts/contained.sh) there is no
+    default route, from which kube-apiserver would take the address it
+    advertises: give it the session's own address instead."""
+    address = os.environ.get("CHAOSRAY_SESSION_ADDRESS")
+    return ["--extra-args", f"kube-apiserver=advertise-address={address}"] if address else []
+
+
 def start_cluster(work_dir: Path) -> KubeCluster:
     """Start the control plane, the fake nodes, KubeRay and the LB controller."""
     existing = os.environ.get(EXISTING_ENV)
@@ -154,6 +162,7 @@ def start_cluster(work_dir: Path) -> KubeCluster:
         # Pod IPs on loopback: nothing (an API server proxy, a probe) can ever
         # send test traffic to a private address by following a pod IP.
         "--extra-args", f"kwok-controller=cidr={POD_CIDR}",
+        *_advertise_address(),
         "--kubeconfig", "", "--wait", "60s",
     ]  # fmt: skip
     try:
