@@ -33,7 +33,6 @@ NAMES = [
 FAST = {
     "baseline_s": 1.0,
     "observe_s": 2.0,
-    "monitor_duration_s": 6.0,
     "replacement_timeout_s": 30.0,
     "sequence_interval_s": 2.0,
     "drain_timeout_s": 30.0,
@@ -104,9 +103,17 @@ def test_every_experiment_validates(name: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     experiment = _load(name)
     assert experiment["runtime"]["rollbacks"]["strategy"] == "always"
+    modules = [c["provider"]["module"] for c in experiment["controls"]]
+    # The settings check first: nothing may start before it has looked.
     if name not in ("pre-validation", "post-validation"):
-        modules = [c["provider"]["module"] for c in experiment["controls"]]
-        assert modules == ["chaosray.load.control", "chaosray.k8s.control", "chaosray.verdict"]
+        assert modules == [
+            "chaosray.guard", "chaosray.load.control", "chaosray.k8s.control", "chaosray.verdict",
+        ]  # fmt: skip
+    else:
+        assert modules == ["chaosray.guard", "chaosray.verdict"]
+    # The safety settings reach the actions only if declared.
+    for key in ("chaosray_allowed_contexts", "chaosray_dry_run", "chaosray_max_pods_per_action"):
+        assert experiment["configuration"][key]["type"] == "env"
 
 
 # --- pre-validation -------------------------------------------------------------------------
@@ -151,7 +158,10 @@ def test_worker_delete_passes_and_records_everything(
     recovery = run.run_entry("replacement-ready")["output"]
     assert recovery["since_source"] == f"delete of pod {step['pod']}"
     monitor = run.run_entry("availability-monitor")["output"]
-    assert monitor["success_rate"] == 1.0 and monitor["requests"] >= 50
+    # Measured until the method's last step, at least baseline_s + observe_s (3 s).
+    assert monitor["ended_by"] == "stop_action"
+    assert monitor["ended_at"] - monitor["started_at"] >= FAST["baseline_s"] + FAST["observe_s"]
+    assert monitor["success_rate"] == 1.0 and monitor["requests"] >= 29
     assert run.journal["chaosray"]["k6"]["status"] == "passed"
     events = run.journal["chaosray"]["timeline"]["events"]
     assert any(e["pod"] == step["pod"] and e["event"] == "gone" for e in events)
@@ -171,7 +181,8 @@ def test_worker_delete_fails_on_an_outage(
     topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
 ) -> None:
     (outage,) = scheduled_server.arm([{"start": 6.0, "end": 9.0, "mode": "down"}])
-    run = _run("worker-delete", topology, scheduled_server, tmp_path, monitor_duration_s=14.0)
+    # A longer observation is measured to its end (the monitor's duration is only a cap).
+    run = _run("worker-delete", topology, scheduled_server, tmp_path, observe_s=12.0)
     assert run.returncode == 1
     reasons = " ".join(_verdict(run)["reasons"])
     assert "availability-monitor: success rate" in reasons

@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from chaosray.k8s.proxy import api_proxy
 from chaosray.nlb.probes import inference_request
 from chaosray.ray import actions, probes
 from chaosray.wait import wait_until
-from tests.rig.kube import NAMESPACE, KubeCluster, make_test_pod
+from tests.rig.kube import NAMESPACE, KubeCluster, make_test_pod, token_kubeconfig
 from tests.rig.netns import NetnsHost, start_netns_host
 from tests.rig.procs import free_port
 from tests.rig.ray_cluster import LocalRayCluster
@@ -201,6 +202,120 @@ def test_dashboard_probes_through_the_api_server_proxy(
     assert probes.ray_serve_applications(**_via_proxy())["all_running"] is True
     ms = f"direct {direct_s * 1000:.1f} ms, via API server proxy {proxied_s * 1000:.1f} ms"
     print(f"\nray_alive_nodes: {ms}")
+
+
+def test_dashboard_through_the_proxy_with_a_bearer_token(
+    proxied_dashboard: KubeCluster,
+    ray_cluster: LocalRayCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As on EKS: a token, bound to exactly the RBAC of deploy/, not the
+    admin's client certificate. The proxy request must carry it."""
+    token_config = token_kubeconfig(proxied_dashboard, tmp_path / "token.kubeconfig")
+    monkeypatch.setenv("KUBECONFIG", str(token_config))
+    as_chaosray = config.new_client_from_config(config_file=str(token_config))
+    with pytest.raises(ApiException) as denied:  # the RBAC really is ours, not the admin's
+        client.CoreV1Api(as_chaosray).list_namespaced_secret(NAMESPACE)
+    assert denied.value.status == 403
+    proxied = probes.ray_alive_nodes(**_via_proxy())
+    assert proxied["alive"] == 4
+    assert probes.ray_serve_applications(**_via_proxy())["all_running"] is True
+
+
+FALLBACK_CLUSTER = "rig-fallback"
+UNREACHABLE_POD_IP = "198.18.254.77"  # a test-range address with no route in the session
+
+
+@pytest.fixture
+def dashboard_behind_unreachable_pod_ip(
+    _topology_applied: KubeCluster, ray_cluster: LocalRayCluster
+) -> Iterator[KubeCluster]:
+    """A head pod (and head Service, as KubeRay makes them) whose pod IP the
+    API server cannot reach, as on EKS with restricted security groups; the
+    pod's kubelet (kwok) forwards its dashboard port to the local dashboard."""
+    cluster = _topology_applied
+    core = cluster.core()
+    custom = client.CustomObjectsApi(core.api_client)
+    name = f"{FALLBACK_CLUSTER}-head"
+    labels = {"ray.io/cluster": FALLBACK_CLUSTER, "ray.io/node-type": "head"}
+    pod = make_test_pod(name, labels)
+    pod.spec.containers[0].ports = [client.V1ContainerPort(name="dashboard", container_port=8265)]
+    dashboard_port = int(ray_cluster.dashboard_url.rsplit(":", 1)[1])
+    try:
+        core.create_namespaced_pod(NAMESPACE, pod)
+        wait_until(
+            lambda: core.read_namespaced_pod(name, NAMESPACE).status.pod_ip,
+            timeout=30,
+            description=f"{name} running",
+        )
+        set_pod_ip(core, name, UNREACHABLE_POD_IP)
+        core.create_namespaced_service(
+            NAMESPACE,
+            client.V1Service(
+                metadata=client.V1ObjectMeta(name=f"{FALLBACK_CLUSTER}-head-svc"),
+                spec=client.V1ServiceSpec(
+                    selector=labels,
+                    ports=[client.V1ServicePort(name="dashboard", port=8265, target_port=8265)],
+                ),
+            ),
+        )
+        custom.create_namespaced_custom_object(
+            "kwok.x-k8s.io", "v1alpha1", NAMESPACE, "portforwards",
+            {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward",
+             "metadata": {"name": name, "namespace": NAMESPACE},
+             "spec": {"forwards": [{"ports": [8265],
+                                    "target": {"address": "127.0.0.1", "port": dashboard_port}}]}},
+        )  # fmt: skip
+        slices = client.DiscoveryV1Api(core.api_client)
+        wait_until(
+            lambda: any(
+                UNREACHABLE_POD_IP in (e.addresses or [])
+                for item in slices.list_namespaced_endpoint_slice(
+                    NAMESPACE, label_selector=f"kubernetes.io/service-name={name}-svc"
+                ).items
+                for e in item.endpoints or []
+            ),
+            timeout=30,
+            description="the head Service's endpoint at the unreachable pod IP",
+        )
+        yield cluster
+    finally:
+        deletes: list[Callable[[], Any]] = [
+            lambda: custom.delete_namespaced_custom_object(
+                "kwok.x-k8s.io", "v1alpha1", NAMESPACE, "portforwards", name
+            ),
+            lambda: core.delete_namespaced_service(f"{name}-svc", NAMESPACE),
+            lambda: core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0),
+        ]
+        for delete in deletes:
+            try:
+                delete()
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+def test_dashboard_falls_back_to_a_port_forward(
+    dashboard_behind_unreachable_pod_ip: KubeCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster = dashboard_behind_unreachable_pod_ip
+    monkeypatch.setenv("KUBECONFIG", str(token_kubeconfig(cluster, tmp_path / "token")))
+    target = {"cluster": FALLBACK_CLUSTER, "namespace": NAMESPACE}
+    # The service proxy alone fails: the API server says it cannot reach the pod.
+    status, body = api_proxy(
+        "GET", "services", NAMESPACE, f"{FALLBACK_CLUSTER}-head-svc:dashboard", "api/version"
+    )
+    assert status == 503 and b"error trying to reach service" in body, (status, body)
+    assert probes.ray_alive_nodes(**target)["alive"] == 4
+    # With no port-forward either, the error names both ways.
+    client.CustomObjectsApi(cluster.api()).delete_namespaced_custom_object(
+        "kwok.x-k8s.io", "v1alpha1", NAMESPACE, "portforwards", f"{FALLBACK_CLUSTER}-head"
+    )
+    with pytest.raises(ActivityFailed, match=r"port-forward to pod .* failed too"):
+        probes.ray_alive_nodes(**target)
 
 
 def test_dashboard_unreachable_is_a_clear_error(kubeconfig: KubeCluster) -> None:

@@ -20,13 +20,12 @@ from kubernetes import client
 
 from tests.chaos_cli import ChaosRun, run_experiment
 from tests.rig.http_server import ScheduledServer
-from tests.rig.kube import NAMESPACE, KubeCluster
+from tests.rig.kube import NAMESPACE, KubeCluster, token_kubeconfig
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 FAST = {
     "baseline_s": 1.0,
     "observe_s": 2.0,
-    "monitor_duration_s": 6.0,
     "replacement_timeout_s": 30.0,
     "load_rate": 10,
 }
@@ -380,3 +379,82 @@ def test_dry_run_of_delete_k6_leftovers_keeps_them(topology: KubeCluster, tmp_pa
         assert core.read_namespaced_config_map("k6-left-behind", NAMESPACE).data == left.data
     finally:
         core.delete_namespaced_config_map("k6-left-behind", NAMESPACE)
+
+
+def test_refused_credentials_name_the_context_and_user(
+    topology: KubeCluster, tmp_path: Path
+) -> None:
+    token = token_kubeconfig(topology, tmp_path / "token")
+    text = token.read_text()
+    bad = tmp_path / "bad-token"
+    bad.write_text(text.replace(text.split("token: ", 1)[1].split()[0], "not-a-valid-token"))
+    code, out, _took = _chaosray(
+        "suite", "run", "--results-dir", str(tmp_path / "r"), kubeconfig=bad
+    )
+    assert code == 2, out
+    assert "refused context 'chaosray-token', user 'chaosray': 401 Unauthorized" in out
+    assert "not-a-valid-token" not in out  # a secret never reaches the output
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (("--namespace", "no-such-ns"), "namespace 'no-such-ns' does not exist"),
+        (("--ray-cluster", "no-such-cluster"),
+         "RayCluster 'no-such-cluster' not found in namespace 'ray-serve' "
+         "(RayClusters there: ray-serve)"),
+        (("--nlb-service", "no-such-nlb"),
+         "Service 'no-such-nlb' not found in namespace 'ray-serve'"),
+    ],
+)  # fmt: skip
+def test_the_suite_names_what_is_missing_before_anything_runs(
+    topology: KubeCluster, tmp_path: Path, option: tuple[str, str], expected: str
+) -> None:
+    before = _state(topology)
+    token = token_kubeconfig(topology, tmp_path / "token")  # as a user: the documented RBAC
+    code, out, _took = _chaosray(
+        "suite", "run", *option, "--results-dir", str(tmp_path / "r"), kubeconfig=token
+    )
+    assert code == 2, out
+    assert expected in out, out
+    assert "Traceback" not in out
+    assert not (tmp_path / "r").exists()
+    assert _state(topology) == before
+
+
+def test_a_load_balancer_without_an_address_is_named(topology: KubeCluster, tmp_path: Path) -> None:
+    core = topology.core()
+    core.create_namespaced_service(
+        NAMESPACE,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="nlb-pending"),
+            spec=client.V1ServiceSpec(
+                type="ClusterIP", ports=[client.V1ServicePort(port=80)], selector={"x": "y"}
+            ),
+        ),
+    )
+    try:
+        code, out, _took = _chaosray(
+            "suite", "run", "--nlb-service", "nlb-pending", "--results-dir", str(tmp_path / "r"),
+            kubeconfig=topology.kubeconfig,
+        )  # fmt: skip
+    finally:
+        core.delete_namespaced_service("nlb-pending", NAMESPACE)
+    assert code == 2, out
+    assert "Service ray-serve/nlb-pending has no load balancer address yet" in out
+
+
+def test_a_failing_steady_state_probe_reports_its_error_not_none(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = _kubeconfig_for(f"http://127.0.0.1:{port}", tmp_path)
+    experiment = json.loads((EXPERIMENTS / "post-validation.json").read_text())
+    run = run_experiment(
+        experiment, tmp_path, env={"KUBECONFIG": str(kubeconfig)}, timeout=180,
+        extra_args=("--var", "inference_url=http://127.0.0.1:9/"),
+    )  # fmt: skip
+    reasons = " ".join(run.journal["chaosray"]["verdict"]["reasons"])
+    assert "(error: " in reasons and "(got None)" not in reasons, reasons
+    assert "Connection refused" in reasons or "connection refused" in reasons.lower(), reasons

@@ -24,7 +24,6 @@ from tests.rig.kube import NAMESPACE, KubeCluster
 FAST = {
     "baseline_s": 1.0,
     "observe_s": 2.0,
-    "monitor_duration_s": 6.0,
     "replacement_timeout_s": 30.0,
     "load_rate": 10,
 }

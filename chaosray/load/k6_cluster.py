@@ -26,23 +26,21 @@ import threading
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Secrets
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import portforward
 
 from chaosray.inference import InferenceTarget
 from chaosray.k8s.client import (
     REQUEST_TIMEOUT,
-    api_client,
     batch_v1,
     core_v1,
-    core_v1_for_streams,
     custom_objects,
 )
 from chaosray.k8s.pods import api_message, explain, list_pods, read, watch_pods
+from chaosray.k8s.proxy import api_proxy, port_forward_http
 from chaosray.load.k6 import EXIT_REASONS, default_script, k6_result, summary_from_log
 from chaosray.retry import retry_read
 from chaosray.wait import WaitTimeout, wait_until
@@ -197,108 +195,19 @@ class K6RestApi:
         )
 
     def _via_proxy(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
-        api = api_client(self.secrets)
-        url_method, url, headers, payload, _ = api.param_serialize(
-            method=method,
-            resource_path="/api/v1/namespaces/{namespace}/pods/{name}/proxy/{path}",
-            path_params={
-                "namespace": self.namespace,
-                "name": f"{self.pod}:{API_PORT}",
-                "path": path.lstrip("/"),
-            },
-            header_params={"Content-Type": "application/json", "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        try:
-            response = api.call_api(
-                url_method,
-                url,
-                header_params=headers,
-                body=payload,
-                _request_timeout=(REQUEST_TIMEOUT[0], self.timeout),
-            )
-            response.read()
-        except ApiException as exc:
-            return int(exc.status or 0), str(api_message(exc) or exc.body or "").encode()
-        return int(response.status), bytes(response.data or b"")
+        return api_proxy(
+            method, "pods", self.namespace, f"{self.pod}:{API_PORT}", path,
+            body=body, headers={"Content-Type": "application/json"},
+            timeout=self.timeout, secrets=self.secrets,
+        )  # fmt: skip
 
     def _via_port_forward(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
-        # A private ApiClient: kubernetes.stream swaps the client's call_api
-        # while it connects, which must not affect other threads' requests.
-        result: list[tuple[int, bytes]] = []
-        failure: list[BaseException] = []
-
-        def exchange() -> None:
-            try:
-                result.append(self._exchange(method, path, body))
-            except BaseException as exc:
-                failure.append(exc)
-
-        worker = threading.Thread(target=exchange, name="chaosray-k6-port-forward", daemon=True)
-        worker.start()
-        worker.join(self.timeout + 10)
-        if failure:
-            raise failure[0]
-        if not result:
-            raise TimeoutError(f"no answer within {self.timeout + 10:g}s")
-        return result[0]
-
-    def _exchange(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
-        core = core_v1_for_streams(self.secrets)
-        api = core.api_client
-        try:
-            forward = portforward(
-                core.connect_get_namespaced_pod_portforward,
-                self.pod,
-                self.namespace,
-                ports=str(API_PORT),
-            )
-            try:
-                return self._http(forward, method, path, body)
-            finally:
-                forward.close()
-        finally:
-            api.close()
-
-    def _http(self, forward: Any, method: str, path: str, body: Any) -> tuple[int, bytes]:
-        sock = forward.socket(API_PORT)
-        sock.settimeout(self.timeout)
-        payload = b"" if body is None else json.dumps(body).encode()
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: localhost:{API_PORT}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-            "Connection: close\r\n\r\n"
-        )
-        sock.sendall(head.encode() + payload)
-        buffer = b""
-        length: int | None = None
-        header_end = -1
-        while True:
-            if header_end < 0:
-                header_end = buffer.find(b"\r\n\r\n")
-                if header_end >= 0:
-                    for line in buffer[:header_end].split(b"\r\n")[1:]:
-                        key, _, value = line.partition(b":")
-                        if key.strip().lower() == b"content-length":
-                            length = int(value.strip())
-            if header_end >= 0 and length is not None and len(buffer) >= header_end + 4 + length:
-                break
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                chunk = b""
-            if not chunk:
-                if header_end >= 0:
-                    break
-                error = forward.error(API_PORT)
-                raise ConnectionError(error or "the port-forward closed without an answer")
-            buffer += chunk
-        status_line = buffer.split(b"\r\n", 1)[0].split()
-        if len(status_line) < 2 or not status_line[1].isdigit():
-            raise ConnectionError(f"not an HTTP answer: {buffer[:80]!r}")
-        data = buffer[header_end + 4 :]
-        return int(status_line[1]), data if length is None else data[:length]
+        return port_forward_http(
+            self.namespace, self.pod, API_PORT, method, path,
+            body=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            timeout=self.timeout, secrets=self.secrets,
+        )  # fmt: skip
 
 
 class ClusterK6:
@@ -892,32 +801,13 @@ def preflight_through_service_proxy(
         body = target.payload
         if isinstance(body, str):
             content_type = "text/plain"
-    api = api_client(secrets)
-    url_method, proxied, headers, serialized, _ = api.param_serialize(
-        method=target.method,
-        resource_path="/api/v1/namespaces/{namespace}/services/{name}/proxy/{path}",
-        path_params={
-            "namespace": namespace,
-            "name": f"{scheme}{service}:{port}",
-            "path": parts.path.lstrip("/"),
-        },
-        header_params={"Content-Type": content_type},
-        body=body,
-        auth_settings=["BearerToken"],
-    )
     try:
-        response = api.call_api(
-            url_method,
-            proxied,
-            header_params=headers,
-            body=serialized,
-            _request_timeout=REQUEST_TIMEOUT,
-        )
-        response.read()
-        status = int(response.status)
-        detail = bytes(response.data or b"").decode("utf-8", "replace")[:200]
-    except ApiException as exc:
-        status, detail = int(exc.status or 0), api_message(exc)
+        status, data = api_proxy(
+            target.method, "services", namespace, f"{scheme}{service}:{port}", parts.path,
+            query=dict(parse_qsl(parts.query)) or None, body=body,
+            headers={"Content-Type": content_type}, secrets=secrets,
+        )  # fmt: skip
+        detail = data.decode("utf-8", "replace")[:200]
     except Exception as exc:
         raise ActivityFailed(
             f"k6 target {url} does not answer through the API server's service proxy: {exc}"

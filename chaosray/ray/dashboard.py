@@ -2,8 +2,9 @@
 
 By default the dashboard is reached through the Kubernetes API server's
 service proxy to the head service (``<cluster>-head-svc``, port ``dashboard``),
-so a user needs nothing but a kubeconfig; an explicit ``dashboard_url`` is
-used as is (a port-forward, an ingress, a local cluster).
+authenticated like every API call, so a user needs nothing but a kubeconfig;
+when the API server cannot reach the head pod, through a port-forward to it.
+An explicit ``dashboard_url`` is used as is (an ingress, a local cluster).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Secrets
 from kubernetes.client.exceptions import ApiException
 
-from chaosray.k8s.client import REQUEST_TIMEOUT, api_client, custom_objects
-from chaosray.k8s.pods import explain
+from chaosray.k8s.client import REQUEST_TIMEOUT, core_v1, custom_objects
+from chaosray.k8s.pods import explain, is_terminating
+from chaosray.k8s.proxy import api_proxy, port_forward_http
 from chaosray.retry import retry_read
 
 __all__: list[str] = []  # helpers, not activities
@@ -28,6 +30,7 @@ DASHBOARD_TIMEOUT = (5.0, 15.0)
 CLUSTER_LABEL = "ray.io/cluster"
 NODE_TYPE_LABEL = "ray.io/node-type"
 GROUP_LABEL = "ray.io/group"
+DEFAULT_DASHBOARD_PORT = 8265  # KubeRay's default for the head's "dashboard" port
 
 
 class DashboardUnreachable(ActivityFailed):  # type: ignore[misc]
@@ -110,7 +113,10 @@ class Dashboard:
 
     def get(self, path: str, params: dict[str, str] | None = None, secrets: Secrets = None) -> Any:
         """GET a dashboard path (reads are retried on transient errors); the
-        parsed JSON. Raises ``DashboardUnreachable`` when it does not answer."""
+        parsed JSON. Through the API server's service proxy first; when the
+        API server cannot reach the head pod (EKS with restricted security
+        groups), through a port-forward to the head pod. Raises
+        ``DashboardUnreachable`` when it does not answer."""
         query = f"?{urlencode(params)}" if params else ""
 
         def once() -> Any:
@@ -120,22 +126,15 @@ class Dashboard:
                 )
                 answer.raise_for_status()
                 return _parse(answer.content)
-            api = api_client(secrets)
-            host = api.configuration.host
-            proxy = (
-                f"/api/v1/namespaces/{self.namespace}/services/"
-                f"{self.service_name}:{self.port_name}/proxy/{path.lstrip('/')}{query}"
-            )
-            response = api.call_api(
-                "GET",
-                host + proxy,
-                header_params={"Accept": "application/json"},
-                _request_timeout=DASHBOARD_TIMEOUT,
-            )
-            response.read()
-            if response.status >= 400:
-                raise _ProxyError(response.status, response.data)
-            return _parse(response.data)
+            status, body = api_proxy(
+                "GET", "services", self.namespace, f"{self.service_name}:{self.port_name}",
+                path, query=params, timeout=DASHBOARD_TIMEOUT[1], secrets=secrets,
+            )  # fmt: skip
+            if _api_server_cannot_reach(status, body):
+                status, body = self._via_port_forward(path, query, secrets, body)
+            if status >= 400:
+                raise _ProxyError(status, body)
+            return _parse(body)
 
         try:
             return retry_read(once, description=f"Ray dashboard {path}", attempts=2)
@@ -147,6 +146,57 @@ class Dashboard:
             raise DashboardUnreachable(
                 f"Ray dashboard at {self.where} does not answer: {exc}"
             ) from None
+
+    def _via_port_forward(
+        self, path: str, query: str, secrets: Secrets, proxy_answer: bytes
+    ) -> tuple[int, bytes]:
+        """The same GET over a port-forward to the head pod's dashboard port."""
+        core = core_v1(secrets)
+        pods = retry_read(
+            lambda: (
+                core.list_namespaced_pod(
+                    self.namespace,
+                    label_selector=ray_selector(self.cluster, "head"),
+                    _request_timeout=REQUEST_TIMEOUT,
+                ).items
+            ),
+            description="list the Ray head pod",
+        )
+        running = [p for p in pods if p.status.phase == "Running" and not is_terminating(p)]
+        if not running:
+            proxied = _ProxyError(503, proxy_answer).message
+            raise DashboardUnreachable(
+                f"Ray dashboard via {self.where}: {proxied}; and no running head pod "
+                f"({ray_selector(self.cluster, 'head')}) to port-forward to"
+            )
+        pod = running[0]
+        port = DEFAULT_DASHBOARD_PORT
+        for container in pod.spec.containers:
+            for entry in container.ports or []:
+                if entry.name == self.port_name:
+                    port = int(entry.container_port)
+        try:
+            return port_forward_http(
+                self.namespace, pod.metadata.name, port, "GET", f"/{path.lstrip('/')}{query}",
+                headers={"Accept": "application/json"}, timeout=DASHBOARD_TIMEOUT[1],
+                secrets=secrets,
+            )  # fmt: skip
+        except (ConnectionError, TimeoutError, ApiException) as exc:
+            proxied = _ProxyError(503, proxy_answer).message
+            raise DashboardUnreachable(
+                f"Ray dashboard via {self.where}: {proxied}; port-forward to pod "
+                f"{self.namespace}/{pod.metadata.name}:{port} failed too: {exc}"
+            ) from None
+
+
+def _api_server_cannot_reach(status: int, body: bytes) -> bool:
+    """The API server's own answer that it could not reach the backend (a
+    Status object with 502/503/504, or no answer), not the dashboard's."""
+    if status == 0:
+        return True
+    return status in (502, 503, 504) and (
+        b'"kind":"Status"' in body or b"error trying to reach" in body
+    )
 
 
 def _parse(body: bytes) -> Any:
