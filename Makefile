@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test setup cluster-binaries cluster-up cluster-down lint pytest clean
+.PHONY: test setup cluster-binaries lab-binaries lab-image cluster-up cluster-down lint pytest clean
 
 test: setup cluster-binaries lint pytest
 
@@ -15,6 +15,14 @@ setup:
 # module proxy into ~/.cache/chaosray (minutes the first time, seconds after).
 cluster-binaries:
 	bash scripts/cluster-binaries.sh
+
+# The lab's node components (kubelet, kube-proxy, containerd, CNI plugins,
+# CoreDNS, pause) and its images (no registry, no container engine).
+lab-binaries:
+	bash scripts/cluster-binaries.sh --lab
+
+lab-image: setup lab-binaries
+	bash scripts/lab-image.sh
 
 # A test cluster with the reference topology, for humans (KUBECONFIG printed).
 cluster-up: setup cluster-binaries

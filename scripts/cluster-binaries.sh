@@ -8,14 +8,24 @@
 #   kwok, kwokctl                                                    (sigs.k8s.io/kwok)
 #   kuberay-operator + its CRDs                                      (github.com/ray-project/kuberay/ray-operator)
 #
+# and, with --lab, the node components of the lab (real nodes on this machine):
+#
+#   kubelet, kube-proxy                                              (k8s.io/kubernetes, same release)
+#   containerd, containerd-shim-runc-v2, ctr                         (github.com/containerd/containerd/v2)
+#   bridge, host-local, loopback, portmap CNI plugins                (github.com/containernetworking/plugins)
+#   coredns                                                          (github.com/coredns/coredns)
+#   pause                                                            (k8s.io/kubernetes build/pause/linux/pause.c, gcc -static)
+#
 # Layout (CACHE defaults to $HOME/.cache/chaosray, override with CHAOSRAY_CACHE):
 #   $CACHE/bin/<component>-<version>/...   finished binaries + .stamp
 #   $CACHE/bin/current/<binary>            stable symlinks to the above
 #   $CACHE/build/<component>-<version>/    throwaway Go modules used for the builds
 #   $CACHE/logs/<component>-<version>.log  go output of the last build
 #   $CACHE/cluster-bin.env                 KEY=/abs/path lines for test fixtures
+#   $CACHE/lab-bin.env                     the same for the lab's node components (--lab)
 #
 # Usage: scripts/cluster-binaries.sh          build what is missing (seconds when warm)
+#        scripts/cluster-binaries.sh --lab    the same, plus the lab's node components
 #        scripts/cluster-binaries.sh --check  exit 0 if everything is built, 1 if not; never builds
 #
 # Only the Go toolchain and the Go module proxy ($GOPROXY) are used; GOMODCACHE
@@ -36,6 +46,15 @@ KWOK_VERSION="v0.8.0"
 # KubeRay operator: v1.5.1 is built against k8s.io/* v0.34.1 (matches Kubernetes 1.34).
 # (v1.5.2 is listed by the proxy but is not in sum.golang.org, so it is not used.)
 KUBERAY_VERSION="v1.5.1"
+# containerd: containerd's own support matrix (RELEASES.md) asks Kubernetes 1.34
+# for 2.1.3+, 2.0.6+, 1.7.28+ or 1.6.39+; Debian 12's 1.6.20 is below it.
+CONTAINERD_VERSION="v2.4.2"
+# CNI plugins: bridge + host-local + loopback (+ portmap), built without cgo.
+CNI_VERSION="v1.10.0"
+# CoreDNS, run as a process with its kubernetes plugin and no upstream.
+COREDNS_VERSION="v1.15.0"
+# The pause image's binary: Kubernetes 1.34's build/pause (TAG 3.10.1).
+PAUSE_VERSION="3.10.1"
 
 # ---------------------------------------------------------------------------
 CACHE="${CHAOSRAY_CACHE:-$HOME/.cache/chaosray}"
@@ -49,6 +68,12 @@ KUBE_DIR="$BIN_ROOT/kubernetes-$KUBE_VERSION"
 ETCD_DIR="$BIN_ROOT/etcd-$ETCD_VERSION"
 KWOK_DIR="$BIN_ROOT/kwok-$KWOK_VERSION"
 KUBERAY_DIR="$BIN_ROOT/kuberay-$KUBERAY_VERSION"
+NODE_DIR="$BIN_ROOT/kubernetes-node-$KUBE_VERSION"
+CONTAINERD_DIR="$BIN_ROOT/containerd-$CONTAINERD_VERSION"
+CNI_DIR="$BIN_ROOT/cni-plugins-$CNI_VERSION"
+COREDNS_DIR="$BIN_ROOT/coredns-$COREDNS_VERSION"
+PAUSE_DIR="$BIN_ROOT/pause-$PAUSE_VERSION"
+LAB_ENV_FILE="$CACHE/lab-bin.env"
 
 # Bump when the build recipe below changes, to force a rebuild of everything.
 RECIPE_REVISION=1
@@ -109,6 +134,19 @@ KUBE_FILES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 ETCD_FILES=(etcd)
 KWOK_FILES=(kwok kwokctl)
 KUBERAY_FILES=(kuberay-operator crds/ray.io_rayclusters.yaml)
+NODE_FILES=(kubelet kube-proxy)
+CONTAINERD_FILES=(containerd containerd-shim-runc-v2 ctr)
+CNI_FILES=(bridge host-local loopback portmap)
+COREDNS_FILES=(coredns)
+PAUSE_FILES=(pause)
+
+lab_built() {
+    is_built "$NODE_DIR" kubernetes-node "$KUBE_VERSION" "${NODE_FILES[@]}" &&
+        is_built "$CONTAINERD_DIR" containerd "$CONTAINERD_VERSION" "${CONTAINERD_FILES[@]}" &&
+        is_built "$CNI_DIR" cni-plugins "$CNI_VERSION" "${CNI_FILES[@]}" &&
+        is_built "$COREDNS_DIR" coredns "$COREDNS_VERSION" "${COREDNS_FILES[@]}" &&
+        is_built "$PAUSE_DIR" pause "$PAUSE_VERSION" "${PAUSE_FILES[@]}"
+}
 
 all_built() {
     is_built "$KUBE_DIR" kubernetes "$KUBE_VERSION" "${KUBE_FILES[@]}" &&
@@ -223,23 +261,44 @@ finish() {
 # ---------------------------------------------------------------------------
 # Components
 # ---------------------------------------------------------------------------
-build_kubernetes() {
-    local what="kubernetes $KUBE_VERSION"
-    if is_built "$KUBE_DIR" kubernetes "$KUBE_VERSION" "${KUBE_FILES[@]}"; then
-        log "$what: cached ($KUBE_DIR)"
-        return
+# start_component COMP VERSION DIR FILES_ARRAY MODULE TOOL...: returns 1 when
+# DIR is already built (nothing to do); otherwise prepares the throwaway build
+# module requiring MODULE@VERSION with the TOOLs (main packages) resolved, and
+# sets what/moddir/logf/tmp/t0 for the build that follows.
+start_component() {
+    local comp=$1 ver=$2 dir=$3
+    local -n files=$4
+    local mod=$5
+    shift 5
+    what="$comp $ver"
+    if is_built "$dir" "$comp" "$ver" "${files[@]}"; then
+        log "$what: cached ($dir)"
+        return 1
     fi
-    local t0=$SECONDS moddir="$BUILD_ROOT/kubernetes-$KUBE_VERSION" logf="$LOG_ROOT/kubernetes-$KUBE_VERSION.log"
-    local tmp="$KUBE_DIR.tmp"
+    t0=$SECONDS
+    moddir="$BUILD_ROOT/$comp-$ver"
+    logf="$LOG_ROOT/$comp-$ver.log"
+    tmp="$dir.tmp"
     : >"$logf"
     CURRENT_STEP="preparing build module for $what"
-    log "$what: preparing build module in $moddir (staging modules -> v0.${KUBE_VERSION#v1.})"
-    new_module "$moddir" k8s.io/kubernetes "$KUBE_VERSION" "kube-apiserver/kube-controller-manager/kube-scheduler/kubectl ($what)" "$logf"
-    add_tools "$moddir" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-        k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
-    (cd "$moddir" && run_go "kube binaries ($what): resolving dependencies" "$logf" mod tidy)
+    log "$what: preparing build module in $moddir"
+    new_module "$moddir" "$mod" "$ver" "$comp ($what)" "$logf"
+    add_tools "$moddir" "$@"
+    (cd "$moddir" && run_go "$comp ($what): resolving dependencies" "$logf" mod tidy)
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+}
 
-    # Version information, as hack/lib/version.sh sets it for release builds.
+# end_component COMP VERSION DIR: stamp the build and move it into place.
+end_component() {
+    finish "$1" "$2" "$tmp" "$3"
+    log "$what: done in $((SECONDS - t0))s"
+}
+
+# kube_ldflags MODDIR: version information, as hack/lib/version.sh sets it for
+# release builds.
+kube_ldflags() {
+    local moddir=$1
     local minor=${KUBE_VERSION#v1.}
     minor=${minor%%.*}
     local date
@@ -250,94 +309,136 @@ build_kubernetes() {
         ld+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
         ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$date"
     done
+    printf '%s' "$ld"
+}
 
-    rm -rf "$tmp"
-    mkdir -p "$tmp"
+build_kubernetes() {
+    local k=k8s.io/kubernetes/cmd
+    start_component kubernetes "$KUBE_VERSION" "$KUBE_DIR" KUBE_FILES k8s.io/kubernetes \
+        "$k/kube-apiserver" "$k/kube-controller-manager" "$k/kube-scheduler" "$k/kubectl" || return 0
     # Tags as in hack/lib/golang.sh for non-debug release builds.
-    build_bins "$what" "$logf" "$moddir" "$tmp" "$ld" "selinux,notest,grpcnotrace" \
-        kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
-        kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
-        kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
-        kubectl=k8s.io/kubernetes/cmd/kubectl
-    finish kubernetes "$KUBE_VERSION" "$tmp" "$KUBE_DIR"
-    log "$what: done in $((SECONDS - t0))s"
+    build_bins "$what" "$logf" "$moddir" "$tmp" "$(kube_ldflags "$moddir")" "selinux,notest,grpcnotrace" \
+        kube-apiserver="$k/kube-apiserver" kube-controller-manager="$k/kube-controller-manager" \
+        kube-scheduler="$k/kube-scheduler" kubectl="$k/kubectl"
+    end_component kubernetes "$KUBE_VERSION" "$KUBE_DIR"
 }
 
 build_etcd() {
-    local what="etcd $ETCD_VERSION"
-    if is_built "$ETCD_DIR" etcd "$ETCD_VERSION" "${ETCD_FILES[@]}"; then
-        log "$what: cached ($ETCD_DIR)"
-        return
-    fi
-    local t0=$SECONDS moddir="$BUILD_ROOT/etcd-$ETCD_VERSION" logf="$LOG_ROOT/etcd-$ETCD_VERSION.log"
-    local tmp="$ETCD_DIR.tmp"
-    : >"$logf"
-    CURRENT_STEP="preparing build module for $what"
-    log "$what: preparing build module in $moddir"
-    new_module "$moddir" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "etcd ($what)" "$logf"
-    add_tools "$moddir" go.etcd.io/etcd/server/v3
-    (cd "$moddir" && run_go "etcd ($what): resolving dependencies" "$logf" mod tidy)
-    rm -rf "$tmp"
-    mkdir -p "$tmp"
+    start_component etcd "$ETCD_VERSION" "$ETCD_DIR" ETCD_FILES go.etcd.io/etcd/server/v3 \
+        go.etcd.io/etcd/server/v3 || return 0
     build_bins "$what" "$logf" "$moddir" "$tmp" "-s -w" "" etcd=go.etcd.io/etcd/server/v3
-    finish etcd "$ETCD_VERSION" "$tmp" "$ETCD_DIR"
-    log "$what: done in $((SECONDS - t0))s"
+    end_component etcd "$ETCD_VERSION" "$ETCD_DIR"
 }
 
 build_kwok() {
-    local what="kwok $KWOK_VERSION"
-    if is_built "$KWOK_DIR" kwok "$KWOK_VERSION" "${KWOK_FILES[@]}"; then
-        log "$what: cached ($KWOK_DIR)"
-        return
-    fi
-    local t0=$SECONDS moddir="$BUILD_ROOT/kwok-$KWOK_VERSION" logf="$LOG_ROOT/kwok-$KWOK_VERSION.log"
-    local tmp="$KWOK_DIR.tmp"
-    : >"$logf"
-    CURRENT_STEP="preparing build module for $what"
-    log "$what: preparing build module in $moddir"
-    new_module "$moddir" sigs.k8s.io/kwok "$KWOK_VERSION" "kwok/kwokctl ($what)" "$logf"
-    add_tools "$moddir" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
-    (cd "$moddir" && run_go "kwok/kwokctl ($what): resolving dependencies" "$logf" mod tidy)
+    start_component kwok "$KWOK_VERSION" "$KWOK_DIR" KWOK_FILES sigs.k8s.io/kwok \
+        sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl || return 0
     # As hack/releases.sh: the version, and the default Kubernetes version kwokctl
     # assumes (so that it generates flags for the kube binaries built above).
     local ld="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
     ld+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v}"
-    rm -rf "$tmp"
-    mkdir -p "$tmp"
     build_bins "$what" "$logf" "$moddir" "$tmp" "$ld" "" \
         kwok=sigs.k8s.io/kwok/cmd/kwok kwokctl=sigs.k8s.io/kwok/cmd/kwokctl
-    finish kwok "$KWOK_VERSION" "$tmp" "$KWOK_DIR"
-    log "$what: done in $((SECONDS - t0))s"
+    end_component kwok "$KWOK_VERSION" "$KWOK_DIR"
 }
 
 build_kuberay() {
-    local what="kuberay $KUBERAY_VERSION"
     local mod=github.com/ray-project/kuberay/ray-operator
-    if is_built "$KUBERAY_DIR" kuberay "$KUBERAY_VERSION" "${KUBERAY_FILES[@]}"; then
-        log "$what: cached ($KUBERAY_DIR)"
-        return
-    fi
-    local t0=$SECONDS moddir="$BUILD_ROOT/kuberay-$KUBERAY_VERSION" logf="$LOG_ROOT/kuberay-$KUBERAY_VERSION.log"
-    local tmp="$KUBERAY_DIR.tmp"
-    : >"$logf"
-    CURRENT_STEP="preparing build module for $what"
-    log "$what: preparing build module in $moddir"
-    new_module "$moddir" "$mod" "$KUBERAY_VERSION" "kuberay-operator ($what)" "$logf"
-    add_tools "$moddir" "$mod"
-    (cd "$moddir" && run_go "kuberay-operator ($what): resolving dependencies" "$logf" mod tidy)
-    rm -rf "$tmp"
-    mkdir -p "$tmp/crds"
+    start_component kuberay "$KUBERAY_VERSION" "$KUBERAY_DIR" KUBERAY_FILES "$mod" "$mod" || return 0
     build_bins "$what" "$logf" "$moddir" "$tmp" "-s -w" "" kuberay-operator="$mod"
-
     CURRENT_STEP="copying CRDs ($what)"
     local src
     src="$(cd "$moddir" && go list -m -f '{{.Dir}}' "$mod")/config/crd/bases"
     [[ -f "$src/ray.io_rayclusters.yaml" ]] || die "KubeRay CRDs not found in $src"
+    mkdir -p "$tmp/crds"
     cp "$src"/*.yaml "$tmp/crds/"
     chmod u+w "$tmp/crds"/*.yaml # files in the module cache are read-only
     log "  CRDs copied: $(cd "$tmp/crds" && echo *.yaml)"
-    finish kuberay "$KUBERAY_VERSION" "$tmp" "$KUBERAY_DIR"
-    log "$what: done in $((SECONDS - t0))s"
+    end_component kuberay "$KUBERAY_VERSION" "$KUBERAY_DIR"
+}
+
+build_kube_node() {
+    local k=k8s.io/kubernetes/cmd
+    start_component kubernetes-node "$KUBE_VERSION" "$NODE_DIR" NODE_FILES k8s.io/kubernetes \
+        "$k/kubelet" "$k/kube-proxy" || return 0
+    build_bins "$what" "$logf" "$moddir" "$tmp" "$(kube_ldflags "$moddir")" "selinux,notest,grpcnotrace" \
+        kubelet="$k/kubelet" kube-proxy="$k/kube-proxy"
+    end_component kubernetes-node "$KUBE_VERSION" "$NODE_DIR"
+}
+
+build_containerd() {
+    local mod=github.com/containerd/containerd/v2
+    start_component containerd "$CONTAINERD_VERSION" "$CONTAINERD_DIR" CONTAINERD_FILES "$mod" \
+        "$mod/cmd/containerd" "$mod/cmd/containerd-shim-runc-v2" "$mod/cmd/ctr" || return 0
+    local ld="-s -w -X $mod/version.Version=$CONTAINERD_VERSION -X $mod/version.Package=$mod"
+    # Without cgo btrfs drops out by itself; the shim is built with no_grpc as
+    # containerd's Makefile builds it.
+    build_bins "$what" "$logf" "$moddir" "$tmp" "$ld" "" \
+        containerd="$mod/cmd/containerd" ctr="$mod/cmd/ctr"
+    build_bins "$what" "$logf" "$moddir" "$tmp" "$ld" "no_grpc" \
+        containerd-shim-runc-v2="$mod/cmd/containerd-shim-runc-v2"
+    end_component containerd "$CONTAINERD_VERSION" "$CONTAINERD_DIR"
+}
+
+build_cni() {
+    local mod=github.com/containernetworking/plugins
+    start_component cni-plugins "$CNI_VERSION" "$CNI_DIR" CNI_FILES "$mod" \
+        "$mod/plugins/main/bridge" "$mod/plugins/ipam/host-local" \
+        "$mod/plugins/main/loopback" "$mod/plugins/meta/portmap" || return 0
+    build_bins "$what" "$logf" "$moddir" "$tmp" "-s -w -X $mod/pkg/utils/buildversion.BuildVersion=$CNI_VERSION" "" \
+        bridge="$mod/plugins/main/bridge" host-local="$mod/plugins/ipam/host-local" \
+        loopback="$mod/plugins/main/loopback" portmap="$mod/plugins/meta/portmap"
+    end_component cni-plugins "$CNI_VERSION" "$CNI_DIR"
+}
+
+build_coredns() {
+    local mod=github.com/coredns/coredns
+    start_component coredns "$COREDNS_VERSION" "$COREDNS_DIR" COREDNS_FILES "$mod" "$mod" || return 0
+    build_bins "$what" "$logf" "$moddir" "$tmp" "-s -w" "" coredns="$mod"
+    end_component coredns "$COREDNS_VERSION" "$COREDNS_DIR"
+}
+
+build_pause() {
+    local what="pause $PAUSE_VERSION"
+    if is_built "$PAUSE_DIR" pause "$PAUSE_VERSION" "${PAUSE_FILES[@]}"; then
+        log "$what: cached ($PAUSE_DIR)"
+        return
+    fi
+    CURRENT_STEP="building $what"
+    local tmp="$PAUSE_DIR.tmp" src logf="$LOG_ROOT/pause-$PAUSE_VERSION.log"
+    : >"$logf"
+    run_go "pause ($what)" "$logf" mod download "k8s.io/kubernetes@$KUBE_VERSION"
+    src="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')/build/pause/linux/pause.c"
+    [[ -f "$src" ]] || die "could not build $what: $src not found in the module cache"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    # As build/pause/Makefile builds it (static, -Os), with a version of ours.
+    gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION-chaosray" -o "$tmp/pause" "$src" ||
+        die "could not build $what: gcc failed (libc6-dev gives the static libc)"
+    finish pause "$PAUSE_VERSION" "$tmp" "$PAUSE_DIR"
+    log "$what: built"
+}
+
+write_lab_outputs() {
+    CURRENT_STEP="writing $LAB_ENV_FILE"
+    local tmp="$LAB_ENV_FILE.tmp.$$"
+    cat >"$tmp" <<EOF
+# Generated by scripts/cluster-binaries.sh --lab; absolute paths to the lab's node components.
+KUBE_VERSION=$KUBE_VERSION
+CONTAINERD_VERSION=$CONTAINERD_VERSION
+CNI_VERSION=$CNI_VERSION
+COREDNS_VERSION=$COREDNS_VERSION
+PAUSE_VERSION=$PAUSE_VERSION
+KUBELET=$NODE_DIR/kubelet
+KUBE_PROXY=$NODE_DIR/kube-proxy
+CONTAINERD=$CONTAINERD_DIR/containerd
+CONTAINERD_SHIM=$CONTAINERD_DIR/containerd-shim-runc-v2
+CTR=$CONTAINERD_DIR/ctr
+CNI_BIN_DIR=$CNI_DIR
+COREDNS=$COREDNS_DIR/coredns
+PAUSE=$PAUSE_DIR/pause
+EOF
+    mv "$tmp" "$LAB_ENV_FILE"
 }
 
 write_outputs() {
@@ -373,7 +474,9 @@ EOF
 }
 
 main() {
+    local lab=0
     case "${1:-}" in
+    --lab) lab=1 ;;
     --check)
         if all_built && [[ -f "$ENV_FILE" ]]; then
             echo "$ENV_FILE"
@@ -399,7 +502,7 @@ main() {
         flock 9
     fi
 
-    if ! all_built; then
+    if ! all_built || { ((lab)) && ! lab_built; }; then
         command -v go >/dev/null 2>&1 ||
             die "the Go toolchain (go) is not on PATH; it is needed to build kube-apiserver, etcd, kwok and the KubeRay operator"
         log "using $(go version); GOPROXY=$(go env GOPROXY); GOMODCACHE=$(go env GOMODCACHE)"
@@ -410,6 +513,15 @@ main() {
     build_kuberay
     build_kubernetes
     write_outputs
+    if ((lab)); then
+        build_pause
+        build_cni
+        build_coredns
+        build_containerd
+        build_kube_node
+        write_lab_outputs
+        log "lab components: $LAB_ENV_FILE"
+    fi
 
     CURRENT_STEP="done"
     log "all binaries ready in $((SECONDS - t0))s:"

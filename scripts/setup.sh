@@ -18,6 +18,9 @@ DEBIAN_PACKAGES=(redis-server redis-tools make iproute2)
 # for cairosvg, which chaosreport imports; poppler-utils (pdftotext) to check
 # the PDFs in tests. About 80 MB to download (pandoc 22 MB, TeX 58 MB).
 DEBIAN_PACKAGES+=(pandoc texlive-latex-base texlive-latex-recommended lmodern libcairo2 poppler-utils)
+# The lab (real nodes): runc for containerd, iptables and conntrack for
+# kube-proxy and the kubelet, debootstrap for the image's root filesystem.
+DEBIAN_PACKAGES+=(runc iptables conntrack debootstrap)
 
 step=""
 run_step() { step="$1"; echo "==> setup: $step"; }

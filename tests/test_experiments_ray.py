@@ -18,7 +18,7 @@ from tests.rig.http_server import ScheduledServer
 from tests.rig.kube import NAMESPACE, KubeCluster
 from tests.rig.procs import free_port
 from tests.rig.ray_cluster import LocalRayCluster
-from tests.rig.ray_pods import RIG_CLUSTER, RIG_HEAD, RIG_WORKERS, new_head_pod, stand_in_pods
+from tests.rig.ray_pods import RIG_CLUSTER, RIG_HEAD, new_head_pod, stand_in_pods
 from tests.rig.redis import RedisSentinelSet
 
 pytestmark = pytest.mark.slow
@@ -93,8 +93,6 @@ def _head_configuration(ray_cluster: LocalRayCluster, **extra: Any) -> dict[str,
     worker_url = next(iter(ray_cluster.worker_proxy_urls.values()))
     return {
         "ray_cluster": RIG_CLUSTER,
-        "head_selector": RIG_HEAD,
-        "worker_selector": RIG_WORKERS,
         "inference_url": worker_url,
         "inference_method": "GET",
         "ray_dashboard_url": ray_cluster.dashboard_url,

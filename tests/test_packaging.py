@@ -16,21 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from chaosray.suite.runner import ALL
 from tests.chaos_cli import k6_control_experiment
 from tests.rig.http_server import ScheduledServer
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("CHAOSRAY_CACHE", Path.home() / ".cache" / "chaosray"))
 WHEELHOUSE = CACHE / "wheelhouse"
-SUITE_ORDER = [
-    "pre-validation",
-    "worker-delete",
-    "node-drain",
-    "sequential-worker-delete",
-    "redis-delete",
-    "head-delete",
-    "post-validation",
-]
+SUITE_ORDER = ALL  # the suite's order, as `chaosray experiments list` prints them
 
 
 def _run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -19,6 +19,7 @@ ConfigMap is owned by the Job (or TestRun), so it goes with it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -60,6 +61,7 @@ RUN_LABEL = "chaosray.io/k6-run"
 SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{APP_NAME[0]}={APP_NAME[1]}"
 DEADLINE_MARGIN_S = 300  # activeDeadlineSeconds = duration + this
 TTL_AFTER_FINISHED_S = 600
+LOG_SETTLE_S = 10.0  # how long a finished pod's log may still be arriving
 LOG_TAIL_LINES = 2000
 TESTRUN_CRD = "testruns.k6.io"
 TESTRUN_API = ("k6.io", "v1alpha1", "testruns")
@@ -459,6 +461,21 @@ class ClusterK6:
             return ""
         return str(text or "")
 
+    def _read_complete_log(self, pod: str) -> str:
+        """The pod's log once it holds k6's summary: the runtime writes a
+        container's log on its own, so its last lines can arrive after the
+        container is reported terminated. Re-read for up to LOG_SETTLE_S."""
+        latest = [self._read_log(pod)]
+
+        def complete() -> bool:
+            if summary_from_log(latest[0]) is None:
+                latest[0] = self._read_log(pod)
+            return summary_from_log(latest[0]) is not None
+
+        with contextlib.suppress(WaitTimeout):
+            wait_until(complete, timeout=LOG_SETTLE_S, description="the k6 summary in the log")
+        return latest[0]
+
     def stop(self) -> int | None:
         """Stop k6 through its REST API (it still prints its summary), wait
         for the pod to end (up to ``stop_timeout``), and read the log."""
@@ -494,7 +511,7 @@ class ClusterK6:
         self.ended_at = time.time()
         if pod is not None:
             self.exit_code = exit_code(pod)
-            self.log = self._read_log(self.pod)
+            self.log = self._read_complete_log(self.pod)
         else:
             self.problems.append(f"pod {self.pod} was gone before its log could be read")
         return self.exit_code
