@@ -40,10 +40,9 @@ trap 'printf "[lab-image] ERROR: %s failed at line %s: %s\n" "$step" "$LINENO" "
 RAY_VERSION="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("ray"))')"
 K6_BINARY="$(readlink -f "$VENV/bin/k6")"
 [[ -x "$K6_BINARY" ]] || die "the k6 binary of the k6 package is missing ($VENV/bin/k6)"
-LAB_ENV="$CACHE/lab-bin.env"
-[[ -f "$LAB_ENV" ]] || die "$LAB_ENV does not exist: run scripts/cluster-binaries.sh --lab first"
-PAUSE="$(sed -n 's/^PAUSE=//p' "$LAB_ENV")"
-PAUSE_VERSION="$(sed -n 's/^PAUSE_VERSION=//p' "$LAB_ENV")"
+# The pause binary and its version come from scripts/cluster-binaries.sh --lab.
+PAUSE_VERSION=3.10.1
+PAUSE="$CACHE/bin/pause-$PAUSE_VERSION/pause"
 
 inputs="$(
     printf 'suite=%s packages=%s ray=%s recipe=%s\n' "$SUITE" "$PACKAGES" "$RAY_VERSION" "$RECIPE_REVISION"
@@ -77,6 +76,7 @@ mkdir -p "$IMAGES"
 
 if [[ ! -f "$PAUSE_ARCHIVE" ]]; then
     step="pause image"
+    [[ -x "$PAUSE" ]] || die "$PAUSE does not exist: run scripts/cluster-binaries.sh --lab first"
     log "pause image $PAUSE_NAME"
     work="$(mktemp -d "$IMAGES/pause.XXXX")"
     install -m 0755 "$PAUSE" "$work/pause"
@@ -96,9 +96,9 @@ step="the mirror apt uses"
 # The machine's own Debian mirror (deb822 sources or sources.list), never a
 # hard-coded host.
 MIRROR="$(
-    { sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null
-      sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]*\)[[:space:]]\+bookworm[[:space:]].*/\2/p' /etc/apt/sources.list 2>/dev/null
-    } | grep -v security | head -n1 | cut -d' ' -f1
+    { sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
+      sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]*\)[[:space:]]\+bookworm[[:space:]].*/\2/p' /etc/apt/sources.list 2>/dev/null || true
+    } | { grep -v security || true; } | head -n1 | cut -d' ' -f1
 )"
 [[ -n "$MIRROR" ]] || die "no Debian mirror found in the apt sources"
 command -v debootstrap >/dev/null || die "debootstrap is not installed (scripts/setup.sh installs it)"

@@ -253,11 +253,14 @@ def test_the_suite_refuses_a_bad_var_file(
 def test_the_suite_refuses_a_monitor_rate_of_zero(
     topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
 ) -> None:
+    before = _state(topology)
     args = _suite_args(tmp_path, scheduled_server)
     code, out, _took = _chaosray(*args, "--monitor-rate", "0", kubeconfig=topology.kubeconfig)
     assert code == 2, out
     assert "monitor_rate must be greater than 0" in out
     assert not (tmp_path / "results").exists()
+    assert scheduled_server.served() == []
+    assert _state(topology) == before
 
 
 def _kubeconfig_for(server: str, tmp_path: Path) -> Path:
