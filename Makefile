@@ -32,8 +32,8 @@ cluster-down:
 	$(PY) -m tests.rig.kube down
 
 lint:
-	$(VENV)/bin/ruff check chaosray tests benchmarks
-	$(VENV)/bin/ruff format --check chaosray tests benchmarks
+	$(VENV)/bin/ruff check chaosray tests benchmarks scripts
+	$(VENV)/bin/ruff format --check chaosray tests benchmarks scripts
 	$(VENV)/bin/mypy
 
 # Inside a network namespace with loopback only (scripts/contained.sh):

@@ -71,8 +71,14 @@ def write_image(rootfs: Path, out: Path, name: str, config: dict[str, Any]) -> s
         manifest = {
             "schemaVersion": 2,
             "mediaType": MANIFEST,
-            "config": {"mediaType": CONFIG, "digest": f"sha256:{config_digest}", "size": config_size},
-            "layers": [{"mediaType": LAYER, "digest": f"sha256:{layer_digest}", "size": layer_size}],
+            "config": {
+                "mediaType": CONFIG,
+                "digest": f"sha256:{config_digest}",
+                "size": config_size,
+            },
+            "layers": [
+                {"mediaType": LAYER, "digest": f"sha256:{layer_digest}", "size": layer_size}
+            ],
         }
         manifest_digest, manifest_size = _blob(blobs, json.dumps(manifest, sort_keys=True).encode())
         index = {
