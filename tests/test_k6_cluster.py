@@ -321,7 +321,7 @@ def test_bad_arguments_fail_chaos_validate(
 
 def test_good_job_arguments_pass_chaos_validate(tmp_path: Path) -> None:
     control = _job_args(
-        "http://ray-serve-nlb.ray-serve.svc:8000",
+        "http://ray-serve-nlb.ray-serve.svc:80",
         image="grafana/k6:1.1.0",
         node_selector={"kubernetes.io/os": "linux"},
         pod_annotations={"sidecar.istio.io/inject": "false"},
@@ -475,6 +475,14 @@ def test_the_k6_manifests_apply_and_match_the_control(
         == JobK6({}).job()["spec"]["template"]["spec"]["containers"][0]["command"]
     )
     assert container["image"] == JobK6({}).image
+    # The load goes to the port the reference Service listens on (deploy/).
+    service = yaml.safe_load((REPO / "deploy" / "30-service.yaml").read_text())
+    port = service["spec"]["ports"][0]["port"]
+    testrun = yaml.safe_load((REPO / "k6" / "testrun.yaml").read_text())
+    for env in (container["env"], testrun["spec"]["runner"]["env"]):
+        target = next(e["value"] for e in env if e["name"] == "TARGET_URL")
+        meta = service["metadata"]
+        assert target == f"http://{meta['name']}.{meta['namespace']}.svc:{port}"
     rendered = rendered.replace("namespace: default", f"namespace: {NAMESPACE}")
     cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered)
     cluster.kubectl(
