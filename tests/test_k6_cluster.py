@@ -476,7 +476,7 @@ def test_the_k6_manifests_apply_and_match_the_control(
     )
     assert container["image"] == JobK6({}).image
     # The load goes to the port the reference Service listens on (deploy/).
-    service = yaml.safe_load((REPO / "deploy" / "30-service.yaml").read_text())
+    service = yaml.safe_load((REPO / "deploy" / "base" / "30-service.yaml").read_text())
     port = service["spec"]["ports"][0]["port"]
     testrun = yaml.safe_load((REPO / "k6" / "testrun.yaml").read_text())
     for env in (container["env"], testrun["spec"]["runner"]["env"]):

@@ -36,7 +36,7 @@ from tests.rig.kwok_extras import write_kwokctl_config
 from tests.rig.procs import ComponentFailed, ManagedProcess
 
 REPO = Path(__file__).resolve().parents[2]
-DEPLOY_DIR = REPO / "deploy"
+DEPLOY_DIR = REPO / "deploy" / "base"
 NODES_MANIFEST = REPO / "tests" / "cluster" / "nodes.yaml"
 CACHE = Path(os.environ.get("CHAOSRAY_CACHE", Path.home() / ".cache" / "chaosray"))
 BIN_ENV = CACHE / "cluster-bin.env"
@@ -316,8 +316,7 @@ def topology_ready(cluster: KubeCluster) -> bool:
 
 def apply_topology(cluster: KubeCluster, timeout: float = 120) -> None:
     """Apply deploy/ (the manifests users read) and wait until it all runs."""
-    cluster.kubectl("apply", "-f", str(DEPLOY_DIR / "00-namespace.yaml"))
-    cluster.kubectl("apply", "-f", str(DEPLOY_DIR))
+    cluster.kubectl("apply", "-k", str(DEPLOY_DIR))
     wait_topology(cluster, timeout)
 
 
