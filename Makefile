@@ -4,9 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test setup cluster-binaries lab-binaries lab-image cluster-up cluster-down lint pytest clean
+.PHONY: test setup cluster-binaries lab-binaries lab-image cluster-up cluster-down lab-up lab-down lab-status lint pytest pytest-lab clean
 
-test: setup cluster-binaries lint pytest
+test: setup cluster-binaries lab-binaries lab-image lint pytest pytest-lab
 
 setup:
 	bash scripts/setup.sh
@@ -31,6 +31,16 @@ cluster-up: setup cluster-binaries
 cluster-down:
 	$(PY) -m tests.rig.kube down
 
+# The lab (docs/lab.md): real nodes, the reference deployment of deploy/lab/.
+lab-up: setup cluster-binaries lab-binaries lab-image
+	$(VENV)/bin/chaosray lab up
+
+lab-down:
+	$(VENV)/bin/chaosray lab down
+
+lab-status:
+	$(VENV)/bin/chaosray lab status
+
 lint:
 	$(VENV)/bin/ruff check chaosray tests benchmarks scripts
 	$(VENV)/bin/ruff format --check chaosray tests benchmarks scripts
@@ -39,7 +49,12 @@ lint:
 # Inside a network namespace with loopback only (scripts/contained.sh):
 # nothing the tests start can reach beyond this machine.
 pytest:
-	bash scripts/contained.sh $(PY) -m pytest -ra $(PYTEST_ARGS)
+	bash scripts/contained.sh $(PY) -m pytest -ra --ignore=tests/lab $(PYTEST_ARGS)
+
+# The lab's tests: the lab comes up inside the same kind of namespace (its
+# own namespace nested behind a veth) and goes down at the end.
+pytest-lab:
+	bash scripts/contained.sh $(PY) -m pytest -ra tests/lab $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -84,6 +84,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the scenarios even when pre-validation failed",
     )
+    lab = commands.add_parser(
+        "lab",
+        help="a real Kubernetes on this machine (root): up, down, status",
+        description=(
+            "The lab: a control plane, the KubeRay operator and 4 real nodes (kubelet, "
+            "containerd, runc) in a network namespace with no way out, with the reference "
+            "deployment (deploy/lab/). Needs root and the binaries and images of "
+            "`make lab-binaries lab-image`. See docs/lab.md."
+        ),
+    )
+    lab.add_argument("--name", default="chaoslab", help="the lab's name (default: chaoslab)")
+    lab_commands = lab.add_subparsers(dest="lab_command")
+    lab_up = lab_commands.add_parser(
+        "up", help="start (or finish starting) the lab; prints the kubeconfig and inference URL"
+    )
+    lab_up.add_argument(
+        "--no-deploy", action="store_true", help="nodes only, no reference deployment"
+    )
+    lab_commands.add_parser("down", help="stop everything and undo every change to the machine")
+    lab_commands.add_parser(
+        "status", help="what runs and what does not (exit 1 if anything is down)"
+    )
     shipped = commands.add_parser(
         "experiments", help="the experiments shipped with the package (for `chaos run`)"
     )
@@ -166,6 +188,42 @@ def _experiments(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab(args: argparse.Namespace, console: Console) -> int:
+    from chaosray.lab import lab, layout
+    from chaosray.lab.host import LabError
+
+    where = layout.Lab(name=args.name)
+    try:
+        if args.lab_command == "up":
+            result = lab.up(where, lambda line: console.print(line, soft_wrap=True),
+                            deploy=not args.no_deploy)  # fmt: skip
+            for key, value in result.items():
+                console.print(f"{key}: {value}", soft_wrap=True)
+            if "kubeconfig" in result:
+                console.print(
+                    f"export KUBECONFIG={result['kubeconfig']} "
+                    f"CHAOSRAY_INFERENCE_URL={result['inference_url']}",
+                    soft_wrap=True,
+                )
+            return 0
+        if args.lab_command == "down":
+            lab.down(where, lambda line: console.print(line, soft_wrap=True))
+            return 0
+        lab.require_root()
+        rows = lab.status(where)
+        for part, ok, detail in rows:
+            console.print(
+                f"{'ok  ' if ok else 'DOWN'} {part:22} {detail}", soft_wrap=True, markup=False
+            )
+        return 0 if all(ok for _, ok, _ in rows) else 1
+    except LabError as exc:
+        console.print(f"error: {exc}", soft_wrap=True, markup=False, style="red")
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted: run `chaosray lab down` to remove what was started")
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -174,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         return _suite_run(args, console)
     if args.command == "experiments" and getattr(args, "experiments_command", None):
         return _experiments(args)
+    if args.command == "lab" and getattr(args, "lab_command", None):
+        return _lab(args, console)
+    if args.command == "lab":
+        parser.parse_args(["lab", "--help"])
     if args.command == "suite":
         parser.parse_args(["suite", "--help"])
     parser.print_help()

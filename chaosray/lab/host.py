@@ -30,12 +30,22 @@ class LabError(RuntimeError):
     """A lab step failed; the message says which and why (no traceback)."""
 
 
-def run(argv: Sequence[str], *, check: bool = True, timeout: float = 120,
-        input: str | None = None, env: Mapping[str, str] | None = None) -> str:
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float = 120,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
     """Run a short command; on failure the error names it and quotes its output."""
     try:
         done = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, input=input,
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
             env=dict(env) if env is not None else None,
         )
     except FileNotFoundError:
@@ -55,8 +65,15 @@ def in_netns(netns: Path | None, argv: Sequence[str]) -> list[str]:
     return ["nsenter", f"--net={netns}", "--", *argv] if netns else list(argv)
 
 
-def spawn(name: str, argv: Sequence[str], *, pids: Path, logs: Path,
-          netns: Path | None = None, env: Mapping[str, str] | None = None) -> int:
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    *,
+    pids: Path,
+    logs: Path,
+    netns: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
     """Start a long-running component detached, unless its pid file names a
     live process already; returns its pid."""
     running = pid_of(pids, name)
@@ -66,10 +83,14 @@ def spawn(name: str, argv: Sequence[str], *, pids: Path, logs: Path,
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(
-            in_netns(netns, argv), stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+            in_netns(netns, argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
             env={"PATH": SYSTEM_PATH, **(env or {})},
-        )  # fmt: skip
+        )
     (pids / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
 
@@ -230,8 +251,9 @@ def remove_cgroup(path: str) -> None:
         root = hierarchy / path.strip("/")
         if not root.is_dir():
             continue
-        for child in sorted((p for p in root.rglob("*") if p.is_dir()),
-                            key=lambda p: -len(p.parts)):  # fmt: skip
+        for child in sorted(
+            (p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
+        ):
             with contextlib.suppress(FileNotFoundError):
                 child.rmdir()
         with contextlib.suppress(FileNotFoundError):

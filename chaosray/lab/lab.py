@@ -27,11 +27,12 @@ __all__: list[str] = []
 
 NAMESPACE = "ray-serve"
 SERVICE = "ray-serve-nlb"
-SERVICE_ACCOUNT = "chaosray"  # deploy/40-chaosray-rbac.yaml
+SERVICE_ACCOUNT = "chaosray"  # deploy/base/40-chaosray-rbac.yaml
 TOKEN_SECONDS = 7 * 24 * 3600
 WORKERS = "ray.io/cluster=ray-serve,ray.io/node-type=worker"
 HEAD = "ray.io/cluster=ray-serve,ray.io/node-type=head"
 Say = Callable[[str], None]
+COMPONENTS = ("kuberay-operator", "lb-controller", "coredns", "kube-proxy")
 
 
 @dataclass
@@ -43,9 +44,11 @@ class Binaries:
     @classmethod
     def load(cls) -> Binaries:
         found = []
-        for path, make in ((layout.CLUSTER_BIN_ENV, "make cluster-binaries"),
-                           (layout.LAB_BIN_ENV, "make lab-binaries"),
-                           (layout.LAB_IMAGES_ENV, "make lab-image")):  # fmt: skip
+        for path, make in (
+            (layout.CLUSTER_BIN_ENV, "make cluster-binaries"),
+            (layout.LAB_BIN_ENV, "make lab-binaries"),
+            (layout.LAB_IMAGES_ENV, "make lab-image"),
+        ):
             if not path.is_file():
                 raise LabError(f"{path} does not exist: build it first with `{make}`")
             values = layout.read_env_file(path)
@@ -73,8 +76,7 @@ def require_root() -> None:
 
 def _kwokctl(lab: layout.Lab, bins: Binaries, *args: str, timeout: float = 300) -> str:
     env = {"PATH": host.SYSTEM_PATH, "HOME": str(lab.dir), "KWOK_WORKDIR": str(lab.kwok_dir)}
-    return host.run([bins.cluster["KWOKCTL"], *args], env=env,
-                    timeout=timeout)  # fmt: skip
+    return host.run([bins.cluster["KWOKCTL"], *args], env=env, timeout=timeout)
 
 
 def api_answers(kubeconfig: Path) -> bool:
@@ -96,25 +98,51 @@ def start_control_plane(lab: layout.Lab, bins: Binaries, say: Say) -> None:
     lab.kwok_dir.mkdir(parents=True, exist_ok=True)
     # kwokctl's default config: the API server's certificate names the
     # address the lab's components reach it at.
-    (lab.kwok_dir / "kwok.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-        "kind": "KwokctlConfiguration",
-        "options": {"kubeApiserverCertSANs": [layout.HOST_VETH_ADDRESS]},
-    }))  # fmt: skip
+    (lab.kwok_dir / "kwok.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+                "kind": "KwokctlConfiguration",
+                "options": {"kubeApiserverCertSANs": [layout.HOST_VETH_ADDRESS]},
+            }
+        )
+    )
     c = bins.cluster
-    _kwokctl(lab, bins, "create", "cluster", "--name", lab.name, "--runtime", "binary",
-             "--kube-apiserver-binary", c["KUBE_APISERVER"],
-             "--kube-controller-manager-binary", c["KUBE_CONTROLLER_MANAGER"],
-             "--kube-scheduler-binary", c["KUBE_SCHEDULER"],
-             "--kwok-controller-binary", c["KWOK"],
-             "--etcd-binary", c["ETCD"],
-             "--disable", "kwok-controller",  # real kubelets here
-             "--extra-args", f"kube-apiserver=advertise-address={layout.HOST_VETH_ADDRESS}",
-             "--extra-args", f"kube-apiserver=service-cluster-ip-range={layout.SERVICE_CIDR}",
-             # Kubelets by address: their names are in no resolver.
-             "--extra-args", "kube-apiserver=kubelet-preferred-address-types=InternalIP",
-             "--extra-args", f"kube-controller-manager=service-cluster-ip-range={layout.SERVICE_CIDR}",
-             "--kubeconfig", "", "--wait", "60s")  # fmt: skip
+    _kwokctl(
+        lab,
+        bins,
+        "create",
+        "cluster",
+        "--name",
+        lab.name,
+        "--runtime",
+        "binary",
+        "--kube-apiserver-binary",
+        c["KUBE_APISERVER"],
+        "--kube-controller-manager-binary",
+        c["KUBE_CONTROLLER_MANAGER"],
+        "--kube-scheduler-binary",
+        c["KUBE_SCHEDULER"],
+        "--kwok-controller-binary",
+        c["KWOK"],
+        "--etcd-binary",
+        c["ETCD"],
+        "--disable",
+        "kwok-controller",  # real kubelets here
+        "--extra-args",
+        f"kube-apiserver=advertise-address={layout.HOST_VETH_ADDRESS}",
+        "--extra-args",
+        f"kube-apiserver=service-cluster-ip-range={layout.SERVICE_CIDR}",
+        # Kubelets by address: their names are in no resolver.
+        "--extra-args",
+        "kube-apiserver=kubelet-preferred-address-types=InternalIP",
+        "--extra-args",
+        f"kube-controller-manager=service-cluster-ip-range={layout.SERVICE_CIDR}",
+        "--kubeconfig",
+        "",
+        "--wait",
+        "60s",
+    )
     _wait(lambda: api_answers(lab.admin_kubeconfig), 60, "the API server")
     say("control plane: started")
 
@@ -148,11 +176,15 @@ def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
         raise LabError(str(exc)) from None
 
 
-def kubectl(lab: layout.Lab, bins: Binaries, *args: str, input: str | None = None,
-            timeout: float = 120) -> str:
-    return host.run([bins.cluster["KUBECTL"], "--kubeconfig", str(lab.admin_kubeconfig), *args],
-                    input=input, timeout=timeout,
-                    env={"PATH": host.SYSTEM_PATH, "HOME": str(lab.dir)})  # fmt: skip
+def kubectl(
+    lab: layout.Lab, bins: Binaries, *args: str, input: str | None = None, timeout: float = 120
+) -> str:
+    return host.run(
+        [bins.cluster["KUBECTL"], "--kubeconfig", str(lab.admin_kubeconfig), *args],
+        input=input,
+        timeout=timeout,
+        env={"PATH": host.SYSTEM_PATH, "HOME": str(lab.dir)},
+    )
 
 
 def start_operator(lab: layout.Lab, bins: Binaries, say: Say) -> None:
@@ -165,18 +197,35 @@ def start_operator(lab: layout.Lab, bins: Binaries, say: Say) -> None:
 
     for crd in ("rayclusters.ray.io", "rayservices.ray.io"):
         _wait(lambda crd=crd: established(crd), 60, f"CRD {crd} to be established")  # type: ignore[misc]
-    host.spawn("kuberay-operator",
-               [bins.cluster["KUBERAY_OPERATOR"], "--kubeconfig", str(lab.admin_kubeconfig),
-                # Ray's dashboard through the API server's proxy, not by
-                # resolving <head-svc>.<ns>.svc with the host's resolver.
-                "--use-kubernetes-proxy",
-                "--enable-leader-election=false", "--metrics-addr=0",
-                "--health-probe-bind-address=0", "--log-stdout-encoder=console"],
-               pids=lab.pids, logs=lab.logs)  # fmt: skip
-    host.spawn("lb-controller",
-               [sys.executable, "-m", "chaosray.lab.lb_controller",
-                str(lab.admin_kubeconfig), layout.LB_POOL],
-               pids=lab.pids, logs=lab.logs)  # fmt: skip
+    host.spawn(
+        "kuberay-operator",
+        [
+            bins.cluster["KUBERAY_OPERATOR"],
+            "--kubeconfig",
+            str(lab.admin_kubeconfig),
+            # Ray's dashboard through the API server's proxy, not by
+            # resolving <head-svc>.<ns>.svc with the host's resolver.
+            "--use-kubernetes-proxy",
+            "--enable-leader-election=false",
+            "--metrics-addr=0",
+            "--health-probe-bind-address=0",
+            "--log-stdout-encoder=console",
+        ],
+        pids=lab.pids,
+        logs=lab.logs,
+    )
+    host.spawn(
+        "lb-controller",
+        [
+            sys.executable,
+            "-m",
+            "chaosray.lab.lb_controller",
+            str(lab.admin_kubeconfig),
+            layout.LB_POOL,
+        ],
+        pids=lab.pids,
+        logs=lab.logs,
+    )
     say("KubeRay operator and LoadBalancer controller: running")
 
 
@@ -202,25 +251,42 @@ cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
     }}
 }}
 """)
-    host.spawn("coredns", [bins.lab["COREDNS"], "-conf", str(lab.dir / "Corefile")],
-               pids=lab.pids, logs=lab.logs, netns=lab.netns)  # fmt: skip
+    host.spawn(
+        "coredns",
+        [bins.lab["COREDNS"], "-conf", str(lab.dir / "Corefile")],
+        pids=lab.pids,
+        logs=lab.logs,
+        netns=lab.netns,
+    )
     first = lab.nodes[0]
-    (lab.dir / "kube-proxy.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-        "kind": "KubeProxyConfiguration",
-        "clientConnection": {"kubeconfig": str(lab.internal_kubeconfig)},
-        "mode": "iptables",
-        "clusterCIDR": layout.POD_CIDR,
-        "hostnameOverride": first.name,
-        "bindAddress": first.address,
-        "healthzBindAddress": f"{first.address}:10256",
-        "metricsBindAddress": f"{first.address}:10249",
-        # Leave the machine-wide conntrack table and timeouts alone.
-        "conntrack": {"maxPerCore": 0, "tcpEstablishedTimeout": "0s",
-                      "tcpCloseWaitTimeout": "0s"},
-    }))  # fmt: skip
-    host.spawn("kube-proxy", [bins.lab["KUBE_PROXY"], "--config", str(lab.dir / "kube-proxy.yaml")],
-               pids=lab.pids, logs=lab.logs, netns=lab.netns)  # fmt: skip
+    (lab.dir / "kube-proxy.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+                "kind": "KubeProxyConfiguration",
+                "clientConnection": {"kubeconfig": str(lab.internal_kubeconfig)},
+                "mode": "iptables",
+                "clusterCIDR": layout.POD_CIDR,
+                "hostnameOverride": first.name,
+                "bindAddress": first.address,
+                "healthzBindAddress": f"{first.address}:10256",
+                "metricsBindAddress": f"{first.address}:10249",
+                # Leave the machine-wide conntrack table and timeouts alone.
+                "conntrack": {
+                    "maxPerCore": 0,
+                    "tcpEstablishedTimeout": "0s",
+                    "tcpCloseWaitTimeout": "0s",
+                },
+            }
+        )
+    )
+    host.spawn(
+        "kube-proxy",
+        [bins.lab["KUBE_PROXY"], "--config", str(lab.dir / "kube-proxy.yaml")],
+        pids=lab.pids,
+        logs=lab.logs,
+        netns=lab.netns,
+    )
     say("CoreDNS and kube-proxy: running")
 
 
@@ -229,10 +295,16 @@ cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
 
 def start_nodes(lab: layout.Lab, bins: Binaries, say: Say) -> None:
     if not lab.sysctl_record.exists():  # the machine's state, before any kubelet ran
-        lab.sysctl_record.write_text(json.dumps({
-            "sysctls": host.read_sysctls(layout.KUBELET_SYSCTLS),
-            "created": [] if layout.KUBELET_SHARED_DIR.exists() else [str(layout.KUBELET_SHARED_DIR)],
-        }))  # fmt: skip
+        lab.sysctl_record.write_text(
+            json.dumps(
+                {
+                    "sysctls": host.read_sysctls(layout.KUBELET_SYSCTLS),
+                    "created": []
+                    if layout.KUBELET_SHARED_DIR.exists()
+                    else [str(layout.KUBELET_SHARED_DIR)],
+                }
+            )
+        )
     images = bins.images
     for n in lab.nodes:
         node.prepare(n, bins.lab, images["PAUSE_IMAGE"])
@@ -256,8 +328,10 @@ def start_nodes(lab: layout.Lab, bins: Binaries, say: Say) -> None:
     def ready_nodes() -> bool:
         for n in lab.nodes:
             if not host.pid_of(lab.pids, f"kubelet-{n.index}"):
-                raise LabError(f"the kubelet of {n.name} exited:\n"
-                               f"{host.log_tail(lab.logs, f'kubelet-{n.index}')}")  # fmt: skip
+                raise LabError(
+                    f"the kubelet of {n.name} exited:\n"
+                    f"{host.log_tail(lab.logs, f'kubelet-{n.index}')}"
+                )
         ready = {
             item.metadata.name
             for item in core.list_node().items
@@ -267,8 +341,12 @@ def start_nodes(lab: layout.Lab, bins: Binaries, say: Say) -> None:
         return all(n.name in ready for n in lab.nodes)
 
     try:
-        wait_until(ready_nodes, timeout=120, description="4 Ready nodes",
-                   ignore=(client.exceptions.ApiException,))  # fmt: skip
+        wait_until(
+            ready_nodes,
+            timeout=120,
+            description="4 Ready nodes",
+            ignore=(client.exceptions.ApiException,),
+        )
     except WaitTimeout as exc:
         raise LabError(f"{exc}\n{host.log_tail(lab.logs, 'kubelet-1')}") from None
     say("4 nodes Ready")
@@ -283,7 +361,9 @@ def _ready(pod: Any) -> bool:
     )
 
 
-def _wait_pods(core: client.CoreV1Api, selector: str, count: int, timeout: float, what: str) -> None:
+def _wait_pods(
+    core: client.CoreV1Api, selector: str, count: int, timeout: float, what: str
+) -> None:
     def enough() -> bool:
         pods = core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
         return sum(1 for p in pods if _ready(p)) >= count
@@ -355,14 +435,23 @@ def write_chaosray_kubeconfig(lab: layout.Lab) -> None:
     ca = entry["cluster"].get("certificate-authority")
     if ca and not Path(ca).is_absolute():
         entry["cluster"]["certificate-authority"] = str(lab.admin_kubeconfig.parent / ca)
-    lab.chaosray_kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [entry],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": lab.name, "context": {"cluster": entry["name"], "user": SERVICE_ACCOUNT}}],
-        "current-context": lab.name,
-    }))  # fmt: skip
+    lab.chaosray_kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [entry],
+                "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": lab.name,
+                        "context": {"cluster": entry["name"], "user": SERVICE_ACCOUNT},
+                    }
+                ],
+                "current-context": lab.name,
+            }
+        )
+    )
     lab.chaosray_kubeconfig.chmod(0o600)
 
 
@@ -373,21 +462,36 @@ def down(lab: layout.Lab, say: Say) -> None:
     """Stop everything and undo every change; safe to run any number of times."""
     require_root()
     started = time.monotonic()
-    for n in lab.nodes:  # kubelets first: nothing restarts what is killed next
-        host.stop(lab.pids, f"kubelet-{n.index}")
+    steps: list[str] = []
+
+    def took(step: str, since: float) -> float:
+        steps.append(f"{step} {time.monotonic() - since:.1f}s")
+        return time.monotonic()
+
+    # Kubelets first: nothing restarts what is killed next.
+    kubelets = [host.pid_of(lab.pids, f"kubelet-{n.index}") for n in lab.nodes]
+    host.terminate([pid for pid in kubelets if pid], timeout=10)
+    at = took("kubelets", started)
     parent_file = lab.dir / "cgroup-parent"
     parent = parent_file.read_text().strip() if parent_file.exists() else lab.cgroup_parent
     host.kill_cgroup(parent)
-    for name in ("kube-proxy", "coredns", "kuberay-operator", "lb-controller",
-                 *(f"containerd-{n.index}" for n in lab.nodes)):  # fmt: skip
-        host.stop(lab.pids, name)
+    at = took("pods", at)
     if layout.CLUSTER_BIN_ENV.exists() and (lab.kwok_dir / "clusters" / lab.name).exists():
         try:
-            _kwokctl(lab, Binaries(layout.read_env_file(layout.CLUSTER_BIN_ENV), {}, {}),
-                     "delete", "cluster", "--name", lab.name, timeout=120)  # fmt: skip
+            bins = Binaries(layout.read_env_file(layout.CLUSTER_BIN_ENV), {}, {})
+            _kwokctl(lab, bins, "delete", "cluster", "--name", lab.name, timeout=120)
         except LabError as exc:
             say(f"kwokctl delete cluster: {exc} (killing what is left)")
-    host.terminate([p.pid for p in host.processes_mentioning(str(lab.dir))])
+        at = took("control plane", at)
+    # The rest together: components by pid file, then anything (containerd
+    # shims, a component whose pid file is gone) naming the lab's directory.
+    components = [
+        host.pid_of(lab.pids, name)
+        for name in (*COMPONENTS, *(f"containerd-{n.index}" for n in lab.nodes))
+    ]
+    host.terminate([pid for pid in components if pid], timeout=10)
+    host.terminate([p.pid for p in host.processes_mentioning(str(lab.dir))], timeout=10)
+    at = took("components", at)
     host.unmount_all(lab.dir)
     network.delete(lab)
     host.remove_cgroup(parent)
@@ -403,7 +507,8 @@ def down(lab: layout.Lab, say: Say) -> None:
         shutil.rmtree(lab.dir)
     with contextlib.suppress(OSError):
         lab.base_dir.rmdir()  # only when no other lab is in it
-    say(f"lab {lab.name} down ({time.monotonic() - started:.0f}s)")
+    took("mounts, network, cgroups, sysctls", at)
+    say(f"lab {lab.name} down ({time.monotonic() - started:.0f}s: {', '.join(steps)})")
 
 
 # --- up -------------------------------------------------------------------------------
@@ -433,3 +538,65 @@ def up(lab: layout.Lab, say: Say, deploy: bool = True) -> dict[str, str]:
         result["kubeconfig"] = str(lab.chaosray_kubeconfig)
     say(f"lab {lab.name} up in {time.monotonic() - started:.0f}s")
     return result
+
+
+# --- status -----------------------------------------------------------------------------
+
+
+def status(lab: layout.Lab) -> list[tuple[str, bool, str]]:
+    """(part, running, detail) for every part of the lab."""
+    rows: list[tuple[str, bool, str]] = []
+    ns_ok = network.exists(lab)
+    routes = network.default_routes(lab) if ns_ok else []
+    rows.append(
+        (
+            "network namespace",
+            ns_ok and not routes,
+            f"{lab.netns}" + (f" HAS A DEFAULT ROUTE: {routes}" if routes else "")
+            if ns_ok
+            else "absent",
+        )
+    )
+    api_ok = api_answers(lab.admin_kubeconfig)
+    rows.append(("control plane", api_ok, str(lab.admin_kubeconfig) if api_ok else "not answering"))
+    for name in COMPONENTS:
+        pid = host.pid_of(lab.pids, name)
+        rows.append((name, pid is not None, f"pid {pid}" if pid else "not running"))
+    ready: set[str] = set()
+    core = None
+    if api_ok:
+        core = client.CoreV1Api(_api(lab))
+        with contextlib.suppress(Exception):
+            ready = {
+                item.metadata.name
+                for item in core.list_node(_request_timeout=5).items
+                for c in item.status.conditions or []
+                if c.type == "Ready" and c.status == "True"
+            }
+    for n in lab.nodes:
+        kubelet = host.pid_of(lab.pids, f"kubelet-{n.index}")
+        containerd = host.pid_of(lab.pids, f"containerd-{n.index}")
+        ok = bool(kubelet and containerd and n.name in ready)
+        rows.append(
+            (
+                n.name,
+                ok,
+                f"{n.address} kubelet {'up' if kubelet else 'down'}, "
+                f"containerd {'up' if containerd else 'down'}, "
+                f"{'Ready' if n.name in ready else 'not Ready'}",
+            )
+        )
+    if core is not None:
+        with contextlib.suppress(Exception):
+            pods = core.list_namespaced_pod(NAMESPACE, _request_timeout=5).items
+            count = sum(1 for p in pods if _ready(p))
+            rows.append(("reference deployment", count >= 7, f"{count}/{len(pods)} pods Ready"))
+            address = lb_address(core)
+            url = f"http://{address}/" if address else ""
+            answers = bool(url) and inference_answers(url)
+            rows.append(
+                ("inference", answers, f"{url} {'answers' if answers else 'does not answer'}")
+            )
+    if lab.chaosray_kubeconfig.exists():
+        rows.append(("chaosray kubeconfig", True, str(lab.chaosray_kubeconfig)))
+    return rows

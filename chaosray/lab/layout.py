@@ -135,7 +135,7 @@ class Lab:
 
     @property
     def chaosray_kubeconfig(self) -> Path:
-        """The bearer-token kubeconfig of deploy/40-chaosray-rbac.yaml."""
+        """The bearer-token kubeconfig of deploy/base/40-chaosray-rbac.yaml."""
         return self.dir / "chaosray.kubeconfig"
 
     @property

@@ -52,7 +52,11 @@ class PoolAllocator:
         if key not in self.assigned:
             for entry in current_ingress(service):
                 ip = entry.get("ip")
-                if ip and ipaddress.ip_address(ip) in self.pool and ip not in self.assigned.values():
+                if (
+                    ip
+                    and ipaddress.ip_address(ip) in self.pool
+                    and ip not in self.assigned.values()
+                ):
                     self.assigned[key] = ip
                     break
             else:
@@ -81,8 +85,9 @@ def reconcile(core: client.CoreV1Api, service: Any, wanted: Callable[[Any], Ingr
             raise
 
 
-def run(kubeconfig: str, wanted: Callable[[Any], Ingress],
-        released: Callable[[Any], None] | None = None) -> None:
+def run(
+    kubeconfig: str, wanted: Callable[[Any], Ingress], released: Callable[[Any], None] | None = None
+) -> None:
     """List, then watch, Services forever; relist after any error."""
     core = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
     print("load-balancer controller running", flush=True)

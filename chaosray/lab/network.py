@@ -36,12 +36,29 @@ def create(lab: layout.Lab) -> None:
     links = _ip(ns, "-o", "link", "show")
     if f" {lab.lab_veth}@" not in links:
         _ip(None, "link", "del", lab.host_veth, check=False)  # a half-made earlier try
-        _ip(None, "link", "add", lab.host_veth, "type", "veth", "peer", "name", lab.lab_veth,
-            "netns", lab.name)  # fmt: skip
+        _ip(
+            None,
+            "link",
+            "add",
+            lab.host_veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            lab.lab_veth,
+            "netns",
+            lab.name,
+        )
     host_addresses = _ip(None, "-o", "addr", "show", "dev", lab.host_veth)
     if f" {layout.HOST_VETH_ADDRESS}/" not in host_addresses:
-        _ip(None, "addr", "add", f"{layout.HOST_VETH_ADDRESS}/{layout.VETH_PREFIX}",
-            "dev", lab.host_veth)  # fmt: skip
+        _ip(
+            None,
+            "addr",
+            "add",
+            f"{layout.HOST_VETH_ADDRESS}/{layout.VETH_PREFIX}",
+            "dev",
+            lab.host_veth,
+        )
     _ip(None, "link", "set", lab.host_veth, "up")
     _ip(None, "route", "replace", layout.LAB_RANGE, "via", layout.LAB_VETH_ADDRESS)
 

@@ -54,7 +54,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
   [plugins.'io.containerd.cri.v1.runtime'.cni]
-    bin_dirs = ["{bins['CNI_BIN_DIR']}"]
+    bin_dirs = ["{bins["CNI_BIN_DIR"]}"]
     conf_dir = "{d}/cni"
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
@@ -83,14 +83,22 @@ def cni_config(node: layout.Node) -> dict[str, object]:
                 "ipam": {
                     "type": "host-local",
                     "dataDir": str(node.dir / "cni-ipam"),
-                    "ranges": [[{"subnet": layout.POD_CIDR, "rangeStart": start,
-                                 "rangeEnd": end, "gateway": layout.BRIDGE_ADDRESS}]],
+                    "ranges": [
+                        [
+                            {
+                                "subnet": layout.POD_CIDR,
+                                "rangeStart": start,
+                                "rangeEnd": end,
+                                "gateway": layout.BRIDGE_ADDRESS,
+                            }
+                        ]
+                    ],
                     "routes": [{"dst": "0.0.0.0/0"}],
                 },
             },
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
-    }  # fmt: skip
+    }
 
 
 def kubelet_config(node: layout.Node) -> dict[str, object]:
@@ -120,21 +128,33 @@ def kubelet_config(node: layout.Node) -> dict[str, object]:
         # kind's disk settings: a shared disk at any fill level evicts nothing
         # and collects no image (the images cannot be pulled again).
         "imageGCHighThresholdPercent": 100,
-        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "0%",
-                         "nodefs.inodesFree": "0%", "imagefs.available": "0%"},
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "0%",
+            "nodefs.inodesFree": "0%",
+            "imagefs.available": "0%",
+        },
         "maxOpenFiles": 20000,  # the hard limit here; no CAP_SYS_RESOURCE to raise it
         "failSwapOn": False,
         "serializeImagePulls": False,
         "volumePluginDir": str(d / "volume-plugins"),
         "staticPodPath": "",
         "containerLogMaxSize": "10Mi",
-    }  # fmt: skip
+    }
 
 
 def prepare(node: layout.Node, bins: dict[str, str], pause_image: str) -> None:
     d = node.dir
-    for sub in ("containerd", "cni", "cni-ipam", "pod-logs", "kubelet", "runc",
-                "certs.d/_default", "volume-plugins"):  # fmt: skip
+    for sub in (
+        "containerd",
+        "cni",
+        "cni-ipam",
+        "pod-logs",
+        "kubelet",
+        "runc",
+        "certs.d/_default",
+        "volume-plugins",
+    ):
         (d / sub).mkdir(parents=True, exist_ok=True)
     (d / "containerd.toml").write_text(containerd_config(node, bins, pause_image))
     (d / "certs.d" / "_default" / "hosts.toml").write_text(
@@ -146,24 +166,29 @@ def prepare(node: layout.Node, bins: dict[str, str], pause_image: str) -> None:
 
 
 def ctr(node: layout.Node, bins: dict[str, str], *args: str, timeout: float = 300) -> str:
-    return run([bins["CTR"], "--address", str(node.containerd_socket), "-n", "k8s.io", *args],
-               timeout=timeout)  # fmt: skip
+    return run(
+        [bins["CTR"], "--address", str(node.containerd_socket), "-n", "k8s.io", *args],
+        timeout=timeout,
+    )
 
 
 def start_containerd(node: layout.Node, bins: dict[str, str]) -> None:
     lab = node.lab
     shim_dir = str(Path(bins["CONTAINERD_SHIM"]).parent)
-    spawn(f"containerd-{node.index}",
-          [bins["CONTAINERD"], "--config", str(node.dir / "containerd.toml")],
-          pids=lab.pids, logs=lab.logs, netns=lab.netns,
-          env={"PATH": f"{shim_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})  # fmt: skip
+    spawn(
+        f"containerd-{node.index}",
+        [bins["CONTAINERD"], "--config", str(node.dir / "containerd.toml")],
+        pids=lab.pids,
+        logs=lab.logs,
+        netns=lab.netns,
+        env={"PATH": f"{shim_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
 
 
 def containerd_ready(node: layout.Node, bins: dict[str, str]) -> bool:
     if not pid_of(node.lab.pids, f"containerd-{node.index}"):
-        raise LabError(
-            f"containerd of {node.name} exited:\n{log_tail(node.lab.logs, f'containerd-{node.index}')}"
-        )
+        tail = log_tail(node.lab.logs, f"containerd-{node.index}")
+        raise LabError(f"containerd of {node.name} exited:\n{tail}")
     try:
         ctr(node, bins, "version", timeout=10)
     except LabError:
@@ -181,22 +206,39 @@ def import_image(node: layout.Node, bins: dict[str, str], name: str, archive: st
         return
     if not Path(archive).is_file():
         raise LabError(f"image archive {archive} is missing: run `make lab-image`")
-    ctr(node, bins, "images", "import", "--local", "--discard-unpacked-layers", archive, timeout=600)
+    ctr(
+        node, bins, "images", "import", "--local", "--discard-unpacked-layers", archive, timeout=600
+    )
     if name not in images(node, bins):
         raise LabError(f"{archive} did not give image {name} on {node.name}")
 
 
 def start_kubelet(node: layout.Node, bins: dict[str, str]) -> None:
     lab = node.lab
-    spawn(f"kubelet-{node.index}",
-          [bins["KUBELET"], "--config", str(node.dir / "kubelet.yaml"),
-           "--kubeconfig", str(lab.internal_kubeconfig),
-           "--root-dir", str(node.dir / "kubelet"),
-           # Its default is /var/lib/kubelet/pki whatever the root-dir.
-           "--cert-dir", str(node.dir / "kubelet" / "pki"),
-           "--hostname-override", node.name, "--node-ip", node.address,
-           "--node-labels", f"topology.kubernetes.io/zone={node.zone},chaosray.io/lab=true"],
-          pids=lab.pids, logs=lab.logs, netns=lab.netns)  # fmt: skip
+    spawn(
+        f"kubelet-{node.index}",
+        [
+            bins["KUBELET"],
+            "--config",
+            str(node.dir / "kubelet.yaml"),
+            "--kubeconfig",
+            str(lab.internal_kubeconfig),
+            "--root-dir",
+            str(node.dir / "kubelet"),
+            # Its default is /var/lib/kubelet/pki whatever the root-dir.
+            "--cert-dir",
+            str(node.dir / "kubelet" / "pki"),
+            "--hostname-override",
+            node.name,
+            "--node-ip",
+            node.address,
+            "--node-labels",
+            f"topology.kubernetes.io/zone={node.zone},chaosray.io/lab=true",
+        ],
+        pids=lab.pids,
+        logs=lab.logs,
+        netns=lab.netns,
+    )
 
 
 def stop_node(node: layout.Node) -> None:

@@ -224,12 +224,12 @@ def start_cluster(work_dir: Path) -> KubeCluster:
     return cluster
 
 
-CHAOSRAY_SERVICE_ACCOUNT = "chaosray"  # deploy/40-chaosray-rbac.yaml
+CHAOSRAY_SERVICE_ACCOUNT = "chaosray"  # deploy/base/40-chaosray-rbac.yaml
 
 
 def token_kubeconfig(cluster: KubeCluster, path: Path) -> Path:
     """A kubeconfig that authenticates as the ServiceAccount of
-    deploy/40-chaosray-rbac.yaml with a bearer token (as EKS users do), not
+    deploy/base/40-chaosray-rbac.yaml with a bearer token (as EKS users do), not
     with the admin's client certificate; the cluster entry (server, CA) is
     the admin kubeconfig's."""
     core = cluster.core()

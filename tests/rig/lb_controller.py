@@ -6,7 +6,8 @@ of type LoadBalancer and publishes its address in
 watches such Services and publishes a loopback address: the value of the
 annotation ``rig.chaosray/ingress-ip`` or ``rig.chaosray/ingress-hostname``
 if the test set one (so the address reaches a local server the test runs),
-else ``127.0.0.1``. The watch loop is the lab's (chaosray/lab/lb_controller.py). A Service annotated ``rig.chaosray/pending: "true"`` is
+else ``127.0.0.1``. The watch loop is the lab's
+(chaosray/lab/lb_controller.py). A Service annotated ``rig.chaosray/pending: "true"`` is
 left without an address, like an NLB still provisioning.
 
 Run: ``python -m tests.rig.lb_controller KUBECONFIG``.

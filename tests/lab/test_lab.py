@@ -1,0 +1,507 @@
+"""The lab is real (issue #12, item 6): real kubelets, containerd and runc
+run the KubeRay operator's pods, and what Kubernetes does to them is what
+Ray sees. Nothing here plays a component: the tests act through chaosray's
+own activities or the Kubernetes API, authenticated with the bearer token of
+deploy/base/40-chaosray-rbac.yaml, and read Ray's own node table and Serve
+status through the dashboard (through the API server's proxy).
+
+The lab (``chaoslab-test``) comes up once for the module and goes down at
+its end; the last test proves ``down`` leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import requests
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from chaosray.k8s import actions
+from chaosray.lab import host, lab, layout, network
+from chaosray.ray import probes
+from chaosray.wait import wait_until
+from tests.chaos_cli import k6_control_experiment, run_experiment
+
+LAB = layout.Lab(name="chaoslab-test")
+NAMESPACE = "ray-serve"
+CLUSTER = "ray-serve"
+WORKERS = lab.WORKERS
+HEAD = lab.HEAD
+LAB_IMAGE = "lab.local/chaosray-ray:2.60.0"
+RECOVERY_TIMEOUT = 420
+
+
+def machine_state() -> dict[str, Any]:
+    """What the lab may change on the machine, in the test session's own
+    network namespace (where the lab's host end lives)."""
+    return {
+        "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
+        "links": sorted(
+            line.split(":")[1].strip().split("@")[0]
+            for line in host.run(["ip", "-o", "link", "show"]).splitlines()
+        ),
+        "routes": host.run(["ip", "route", "show"]).splitlines(),
+        "iptables": [
+            line
+            for line in host.run(["iptables-save"]).splitlines()
+            if not line.startswith("#") and not line.startswith(":")  # comments, counters
+        ],
+        "mounts": [p for p in host.mounts_under(LAB.base_dir)],
+        "processes": [p.pid for p in host.processes_mentioning(str(LAB.dir))],
+        "cgroups": [str(p) for p in host.cgroups_left(LAB.cgroup_parent)],
+        "sysctls": host.read_sysctls(layout.KUBELET_SYSCTLS),
+        "var_lib_kubelet": layout.KUBELET_SHARED_DIR.exists(),
+        "lab_dir": LAB.dir.exists(),
+    }
+
+
+@pytest.fixture(scope="module")
+def before() -> dict[str, Any]:
+    lab.down(LAB, print)  # a lab left by an aborted run must not be counted as "before"
+    return machine_state()
+
+
+@pytest.fixture(scope="module")
+def the_lab(before: dict[str, Any]) -> Iterator[dict[str, str]]:
+    started = time.monotonic()
+    try:
+        result = lab.up(LAB, print)
+    except BaseException:
+        print(f"lab logs in {LAB.logs}")
+        lab.down(LAB, print)
+        raise
+    print(f"lab up in {time.monotonic() - started:.0f}s")
+    yield result
+    lab.down(LAB, print)
+
+
+@pytest.fixture
+def as_chaosray(the_lab: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> client.CoreV1Api:
+    """chaosray's activities (and this client) act with the lab's token."""
+    monkeypatch.setenv("KUBECONFIG", the_lab["kubeconfig"])
+    monkeypatch.delenv("KUBERNETES_CONTEXT", raising=False)
+    return client.CoreV1Api(config.new_client_from_config(config_file=the_lab["kubeconfig"]))
+
+
+def admin(the_lab: dict[str, str]) -> client.CoreV1Api:
+    return client.CoreV1Api(config.new_client_from_config(config_file=the_lab["admin_kubeconfig"]))
+
+
+def ready_pods(core: client.CoreV1Api, selector: str) -> list[Any]:
+    return [
+        p
+        for p in core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
+        if lab._ready(p)
+    ]
+
+
+def ray_nodes() -> dict[str, Any]:
+    return probes.ray_alive_nodes(cluster=CLUSTER, namespace=NAMESPACE)
+
+
+def serve_replicas_by_node() -> dict[str, int]:
+    """RUNNING replicas of the inference app per Ray node id, from the dashboard."""
+    apps = probes.ray_serve_applications(cluster=CLUSTER, namespace=NAMESPACE)
+    assert apps["all_running"], apps
+    return dict(apps["replicas_per_node"])
+
+
+def whole(core: client.CoreV1Api) -> bool:
+    """3 Ready workers, a Ready head, 3 RUNNING replicas on 3 distinct nodes."""
+    if len(ready_pods(core, WORKERS)) != 3 or len(ready_pods(core, HEAD)) != 1:
+        return False
+    replicas = serve_replicas_by_node()
+    return len(replicas) == 3 and set(replicas.values()) == {1}
+
+
+def wait_whole(core: client.CoreV1Api, what: str) -> None:
+    wait_until(
+        lambda: whole(core),
+        timeout=RECOVERY_TIMEOUT,
+        interval=1,
+        max_interval=3,
+        description=what,
+        ignore=(Exception,),
+    )
+
+
+def infer(url: str) -> dict[str, Any]:
+    answer = requests.post(url, json={"text": "great and fast"}, timeout=5)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_the_lab_needs_root_and_says_so() -> None:
+    done = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "chaosray.cli",
+            "lab",
+            "status",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "needs root" in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_up_gives_four_real_nodes_and_inference_through_the_load_balancer(
+    the_lab: dict[str, str], as_chaosray: client.CoreV1Api
+) -> None:
+    nodes = admin(the_lab).list_node().items
+    assert sorted(n.metadata.name for n in nodes) == [n.name for n in LAB.nodes]
+    for n in nodes:
+        info = n.status.node_info
+        assert info.container_runtime_version == "containerd://2.4.2"
+        assert info.kubelet_version == "v1.34.12"
+        assert n.metadata.labels["topology.kubernetes.io/zone"].startswith("lab-")
+        assert "kwok.x-k8s.io/node" not in (n.metadata.annotations or {})
+    # The network namespace has no way out.
+    assert network.default_routes(LAB) == []
+    # Inference through the LoadBalancer address, answered by 3 replicas on 3 workers.
+    url = the_lab["inference_url"]
+    assert url.startswith("http://198.19.200.")
+    answered_by = {infer(url)["node_id"] for _ in range(60)}
+    worker_ips = {p.status.pod_ip for p in ready_pods(as_chaosray, WORKERS)}
+    table = ray_nodes()
+    worker_ids = {
+        n["node_id"] for n in table["nodes"] if n["state"] == "ALIVE" and n["node_ip"] in worker_ips
+    }
+    assert table["alive"] == 4 and table["head_alive"] is True
+    assert len(worker_ids) == 3
+    assert answered_by == worker_ids  # every worker's replica answered, and only they
+    replicas = serve_replicas_by_node()
+    assert set(replicas) == worker_ids and set(replicas.values()) == {1}
+    worker_nodes = {p.spec.node_name for p in ready_pods(as_chaosray, WORKERS)}
+    assert len(worker_nodes) == 3
+    # The token's RBAC is deploy/'s, not the admin's.
+    with pytest.raises(ApiException) as denied:
+        as_chaosray.list_namespaced_secret(NAMESPACE)
+    assert denied.value.status == 403
+
+
+def test_up_again_changes_nothing(the_lab: dict[str, str], as_chaosray: client.CoreV1Api) -> None:
+    pods = {
+        p.metadata.name: p.metadata.uid for p in as_chaosray.list_namespaced_pod(NAMESPACE).items
+    }
+    kubelet = host.pid_of(LAB.pids, "kubelet-1")
+    started = time.monotonic()
+    again = lab.up(LAB, print)
+    assert time.monotonic() - started < 90
+    assert again["inference_url"] == the_lab["inference_url"]
+    assert host.pid_of(LAB.pids, "kubelet-1") == kubelet
+    assert {
+        p.metadata.name: p.metadata.uid for p in as_chaosray.list_namespaced_pod(NAMESPACE).items
+    } == pods
+
+
+def test_cluster_dns_answers_cluster_names_and_nothing_else(the_lab: dict[str, str]) -> None:
+    kubectl = lab.Binaries.load().cluster["KUBECTL"]
+    script = (
+        "import socket\n"
+        "print(socket.gethostbyname('redis-sentinel.ray-serve.svc.cluster.local'))\n"
+        "for name in ('example.com', 'metadata.google.internal'):\n"
+        "    try:\n"
+        "        socket.gethostbyname(name); print('RESOLVED', name)\n"
+        "    except socket.gaierror as exc:\n"
+        "        print('nxdomain', name, exc.errno)\n"
+    )
+    done = subprocess.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            the_lab["admin_kubeconfig"],
+            "-n",
+            NAMESPACE,
+            "exec",
+            "redis-0",
+            "-c",
+            "redis",
+            "--",
+            "/opt/ray/bin/python3",
+            "-c",
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("198.19.1")  # a ClusterIP of the lab's Service range
+    assert "RESOLVED" not in done.stdout
+    assert sum(1 for line in lines if line.startswith("nxdomain")) == 2
+
+
+def test_deleting_a_worker_pod_kills_its_raylet_and_the_replacement_joins_with_a_new_node_id(
+    the_lab: dict[str, str], as_chaosray: client.CoreV1Api
+) -> None:
+    victim = sorted(ready_pods(as_chaosray, WORKERS), key=lambda p: p.metadata.creation_timestamp)[
+        0
+    ]
+    before = {n["node_ip"]: n["node_id"] for n in ray_nodes()["nodes"] if n["state"] == "ALIVE"}
+    victim_id = before[victim.status.pod_ip]
+    deleted = actions.delete_pod(WORKERS, namespace=NAMESPACE, name=victim.metadata.name)
+    assert deleted["pod"] == victim.metadata.name
+    # Ray itself sees the raylet gone: the old node id turns DEAD.
+    wait_until(
+        lambda: any(
+            n["node_id"] == victim_id and n["state"] == "DEAD" for n in ray_nodes()["nodes"]
+        ),
+        timeout=120,
+        description=f"node {victim_id[:8]} DEAD in Ray's node table",
+        ignore=(Exception,),
+    )
+    wait_whole(as_chaosray, "KubeRay's replacement worker to join and serve")
+    replacement = [
+        p
+        for p in ready_pods(as_chaosray, WORKERS)
+        if p.metadata.name not in {victim.metadata.name}
+        and p.metadata.creation_timestamp > victim.metadata.creation_timestamp
+    ]
+    assert replacement, "no new worker pod"
+    table = {n["node_ip"]: n for n in ray_nodes()["nodes"] if n["state"] == "ALIVE"}
+    new = table[replacement[-1].status.pod_ip]
+    assert new["node_id"] not in before.values()
+    assert infer(the_lab["inference_url"])["result"] == "ok"
+
+
+def test_a_second_eviction_while_a_worker_is_gone_gets_429(
+    the_lab: dict[str, str], as_chaosray: client.CoreV1Api
+) -> None:
+    first, second = ready_pods(as_chaosray, WORKERS)[:2]
+
+    def evict(pod: Any) -> None:
+        as_chaosray.create_namespaced_pod_eviction(
+            pod.metadata.name,
+            NAMESPACE,
+            client.V1Eviction(
+                metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=NAMESPACE)
+            ),
+        )
+
+    evict(first)  # the PDB (minAvailable 2 of 3) allows one
+    with pytest.raises(ApiException) as refused:
+        evict(second)
+    assert refused.value.status == 429
+    assert (
+        as_chaosray.read_namespaced_pod(second.metadata.name, NAMESPACE).metadata.deletion_timestamp
+        is None
+    )
+    wait_whole(as_chaosray, "the evicted worker's replacement")
+
+
+def test_a_drained_worker_node_gets_its_worker_back_elsewhere_and_it_serves(
+    the_lab: dict[str, str], as_chaosray: client.CoreV1Api
+) -> None:
+    redis_primary = _redis_primary(the_lab)
+    redis_nodes = {
+        p.spec.node_name: p.metadata.name
+        for p in as_chaosray.list_namespaced_pod(NAMESPACE, label_selector="app=redis").items
+    }
+    head_node = ready_pods(as_chaosray, HEAD)[0].spec.node_name
+    # A worker's node that holds neither the head nor the Redis primary.
+    candidates = [
+        p
+        for p in ready_pods(as_chaosray, WORKERS)
+        if p.spec.node_name != head_node and redis_nodes.get(p.spec.node_name) != redis_primary
+    ]
+    assert candidates, "no worker node without the head or the Redis primary"
+    worker = candidates[0]
+    node = worker.spec.node_name
+    try:
+        drained = actions.drain_node(name=node, namespace=NAMESPACE, timeout=300)
+        assert any(str(p["pod"]).endswith(worker.metadata.name) for p in drained["pods"]), drained
+        wait_whole(as_chaosray, "the drained worker rescheduled and serving")
+        workers = ready_pods(as_chaosray, WORKERS)
+        assert node not in {p.spec.node_name for p in workers}
+        assert len({p.spec.node_name for p in workers}) == 3
+        assert infer(the_lab["inference_url"])["result"] == "ok"
+    finally:
+        actions.uncordon_node(node)
+    assert not admin(the_lab).read_node(node).spec.unschedulable
+
+
+def _redis_primary(the_lab: dict[str, str]) -> str:
+    kubectl = lab.Binaries.load().cluster["KUBECTL"]
+    done = subprocess.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            the_lab["admin_kubeconfig"],
+            "-n",
+            NAMESPACE,
+            "exec",
+            "redis-0",
+            "-c",
+            "sentinel",
+            "--",
+            "redis-cli",
+            "-p",
+            "26379",
+            "sentinel",
+            "get-master-addr-by-name",
+            "ray",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split(".")[0]  # redis-N.redis.ray-serve.svc.cluster.local
+
+
+class Load(threading.Thread):
+    """Requests at a steady rate to the LoadBalancer address, each recorded."""
+
+    def __init__(self, url: str, rate: float = 10) -> None:
+        super().__init__(daemon=True)
+        self.url, self.interval = url, 1 / rate
+        self.results: list[tuple[float, bool]] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        session = requests.Session()
+        next_at = time.monotonic()
+        while not self.halt.is_set():
+            sent = time.time()
+            try:
+                answer = session.post(self.url, json={"text": "ok"}, timeout=2)
+                ok = answer.status_code == 200 and answer.json().get("result") == "ok"
+            except (requests.RequestException, ValueError):
+                ok = False
+            self.results.append((sent, ok))
+            next_at += self.interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+
+def test_deleting_the_head_pod_leaves_the_workers_serving_and_the_new_gcs_recovers_from_redis(
+    the_lab: dict[str, str], as_chaosray: client.CoreV1Api
+) -> None:
+    wait_whole(as_chaosray, "the deployment whole before the head delete")
+    workers = {p.metadata.name: p for p in ready_pods(as_chaosray, WORKERS)}
+    restarts = {name: p.status.container_statuses[0].restart_count for name, p in workers.items()}
+    table = ray_nodes()
+    worker_ips = {p.status.pod_ip for p in workers.values()}
+    worker_ids = {
+        n["node_id"] for n in table["nodes"] if n["state"] == "ALIVE" and n["node_ip"] in worker_ips
+    }
+    old_head = next(n["node_id"] for n in table["nodes"] if n["is_head"] and n["state"] == "ALIVE")
+    (head,) = ready_pods(as_chaosray, HEAD)
+    load = Load(the_lab["inference_url"])
+    load.start()
+    time.sleep(5)
+    deleted_at = time.time()
+    actions.delete_pod(HEAD, namespace=NAMESPACE, name=head.metadata.name)
+    try:
+        new_head = wait_until(
+            lambda: next(
+                (p for p in ready_pods(as_chaosray, HEAD) if p.metadata.name != head.metadata.name),
+                None,
+            ),
+            timeout=RECOVERY_TIMEOUT,
+            interval=1,
+            description="a new Ready head pod",
+        )
+        head_ready_s = time.time() - deleted_at
+
+        # Reconnected, not restarted: the same worker node ids are ALIVE under
+        # the new head (its GCS loaded them from Redis and their raylets came
+        # back), and the old head's node is DEAD.
+        def reconnected() -> bool:
+            nodes = ray_nodes()["nodes"]
+            alive = {n["node_id"] for n in nodes if n["state"] == "ALIVE"}
+            dead = {n["node_id"] for n in nodes if n["state"] == "DEAD"}
+            return worker_ids <= alive and old_head in dead
+
+        wait_until(
+            reconnected,
+            timeout=RECOVERY_TIMEOUT,
+            interval=1,
+            max_interval=2,
+            description="the workers ALIVE under the new head",
+            ignore=(Exception,),
+        )
+        wait_whole(as_chaosray, "Serve whole under the new head")
+        recovered_s = time.time() - deleted_at
+        time.sleep(5)
+    finally:
+        load.halt.set()
+        load.join(10)
+    during = [ok for sent, ok in load.results if sent >= deleted_at]
+    failed = during.count(False)
+    print(
+        f"head delete: new head Ready after {head_ready_s:.1f}s, whole again after "
+        f"{recovered_s:.1f}s; {failed} of {len(during)} requests failed during it"
+    )
+    assert new_head.metadata.name != head.metadata.name
+    assert len(during) > 50
+    # The workers' proxies kept answering while the head was gone.
+    assert failed / len(during) <= 0.05, f"{failed}/{len(during)} failed"
+    for name in workers:
+        now = as_chaosray.read_namespaced_pod(name, NAMESPACE)
+        assert now.metadata.deletion_timestamp is None
+        assert now.status.container_statuses[0].restart_count == restarts[name], name
+
+
+def test_a_k6_job_pod_runs_for_real_and_its_summary_is_read_from_its_log(
+    the_lab: dict[str, str], as_chaosray: client.CoreV1Api, tmp_path: Path
+) -> None:
+    args = {
+        "mode": "job",
+        "namespace": NAMESPACE,
+        "image": LAB_IMAGE,
+        "rate": 5,
+        "target_url": "http://ray-serve-nlb.ray-serve.svc.cluster.local",
+        "start_timeout": 180,
+    }
+    env = {**os.environ, "KUBECONFIG": the_lab["kubeconfig"]}
+    run = run_experiment(k6_control_experiment(args, 8), tmp_path, env=env)
+    assert run.returncode == 0, run.log
+    result = run.journal["chaosray"]["k6"]
+    assert result["mode"] == "job" and result["status"] == "passed", result
+    assert result["api_route"] == "pod proxy"  # a real pod IP the API server reaches
+    assert result["requests"] >= 5 * 5
+    assert result["success_rate"] == 1.0
+    assert result["latency_ms"]["p50"] > 0
+    leftover = as_chaosray.list_namespaced_pod(
+        NAMESPACE, label_selector="app.kubernetes.io/name=k6"
+    ).items
+    assert leftover == [] or all(p.metadata.deletion_timestamp for p in leftover)
+
+
+def test_down_leaves_nothing_behind(the_lab: dict[str, str], before: dict[str, Any]) -> None:
+    running = machine_state()
+    assert running["netns"] != before["netns"] and running["processes"]
+    assert running["sysctls"] != before["sysctls"] or running["sysctls"] == before["sysctls"]
+    started = time.monotonic()
+    lab.down(LAB, print)
+    print(f"lab down in {time.monotonic() - started:.0f}s")
+    after = machine_state()
+    for key in before:
+        assert after[key] == before[key], f"{key}: before {before[key]!r}, after {after[key]!r}"
+    assert not any(
+        "chaoslab-test" in " ".join(p.cmdline())
+        for p in psutil.process_iter()
+        if p.pid != os.getpid()
+    )
+    print(json.dumps({k: len(v) if isinstance(v, list) else v for k, v in after.items()}))
