@@ -65,7 +65,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     yield venv / "bin", wheel
 
 
-def test_the_wheel_carries_the_k6_script_and_the_experiments(
+def test_the_wheel_carries_the_k6_script_the_experiments_and_the_deployment(
     installed: tuple[Path, Path],
 ) -> None:
     _bin, wheel = installed
@@ -73,6 +73,12 @@ def test_the_wheel_carries_the_k6_script_and_the_experiments(
     assert "chaosray/load/assets/load.js" in names
     for experiment in SUITE_ORDER:
         assert f"chaosray/experiments/{experiment}.json" in names
+    # `chaosray lab up` applies the reference deployment from the package.
+    deploy = {n for n in names if n.startswith("chaosray/deploy/")}
+    assert {f"chaosray/deploy/base/{n}" for n in (
+        "kustomization.yaml", "00-namespace.yaml", "10-redis.yaml", "20-raycluster.yaml",
+        "30-service.yaml", "40-chaosray-rbac.yaml")} <= deploy  # fmt: skip
+    assert "chaosray/deploy/lab/kustomization.yaml" in deploy
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     requires = [
         line for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines()

@@ -218,14 +218,21 @@ def remove_dirs(paths: Iterable[str]) -> None:
             Path(path).rmdir()
 
 
+def _cgroup_dirs(root: Path) -> list[Path]:
+    """``root`` and every cgroup below it, tolerating ones that vanish while
+    we look (pods exiting)."""
+    found = []
+    for current, _, _ in os.walk(root, onerror=lambda _: None):
+        found.append(Path(current))
+    return found
+
+
 def cgroup_pids(path: str) -> set[int]:
     found: set[int] = set()
     for hierarchy in hierarchies():
-        root = hierarchy / path.strip("/")
-        if root.is_dir():
-            for procs in root.rglob("cgroup.procs"):
-                with contextlib.suppress(OSError, ValueError):
-                    found.update(int(p) for p in procs.read_text().split())
+        for directory in _cgroup_dirs(hierarchy / path.strip("/")):
+            with contextlib.suppress(OSError, ValueError):
+                found.update(int(p) for p in (directory / "cgroup.procs").read_text().split())
     return found
 
 
@@ -251,13 +258,9 @@ def remove_cgroup(path: str) -> None:
         root = hierarchy / path.strip("/")
         if not root.is_dir():
             continue
-        for child in sorted(
-            (p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
-        ):
+        for child in sorted(_cgroup_dirs(root), key=lambda p: -len(p.parts)):
             with contextlib.suppress(FileNotFoundError):
                 child.rmdir()
-        with contextlib.suppress(FileNotFoundError):
-            root.rmdir()
 
 
 def cgroups_left(path: str) -> list[Path]:

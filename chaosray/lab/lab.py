@@ -415,7 +415,10 @@ def deploy_reference(lab: layout.Lab, bins: Binaries, say: Say) -> str:
         say(f"Ray: head and {workers} worker(s) Ready")
     address = _wait(lambda: lb_address(core), 60, f"an address for Service {SERVICE}")
     url = f"http://{address}/"
-    _wait(lambda: inference_answers(url), 300, f"inference to answer at {url}")
+    # Every worker's proxy: 20 answers in a row through the LoadBalancer.
+    _wait(
+        lambda: all(inference_answers(url) for _ in range(20)), 300, f"inference to answer at {url}"
+    )
     say(f"inference answers at {url}")
     return url
 
