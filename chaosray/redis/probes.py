@@ -3,7 +3,9 @@ replication, Sentinel's view, and how long a replacement takes to rejoin.
 
 Two ways to reach Redis:
 - ``exec`` (default): ``redis-cli`` run inside each pod through the Kubernetes
-  exec API (``kubectl exec``), so nothing but a kubeconfig is needed. A
+  exec API (``kubectl exec``) in container ``redis`` (the reference
+  deployment's; pods of deploy/base also run a Sentinel container), so
+  nothing but a kubeconfig is needed. A
   password, if any, is taken from the container's own ``REDIS_PASSWORD``
   environment variable inside the pod: it never passes through chaosray.
 - ``direct``: a connection with redis-py (the ``redis`` extra) to
@@ -143,7 +145,7 @@ def redis_replication_status(
     label_selector: str = "app=redis",
     mode: str = "exec",
     port: int = 6379,
-    container: str | None = None,
+    container: str | None = "redis",
     addresses: dict[str, str] | None = None,
     sentinel_port: int | None = None,
     sentinel_master: str = "mymaster",
@@ -156,8 +158,10 @@ def redis_replication_status(
     `sentinel_port` is given, every Sentinel naming the same primary.
 
     `mode` is `exec` (redis-cli in each Ready pod through the Kubernetes exec
-    API) or `direct` (redis-py to `addresses`: pod -> host:port; Sentinels at
-    `sentinel_addresses`, or at the pods' hosts on `sentinel_port`).
+    API, in the pod's `container`, default `redis` as in deploy/base; the
+    Sentinel beside it shares the pod's network) or `direct` (redis-py to
+    `addresses`: pod -> host:port; Sentinels at `sentinel_addresses`, or at the
+    pods' hosts on `sentinel_port`).
 
     Returns `healthy`, `primary` (pod), `primaries` (all pods claiming the
     role), `replicas` (pod -> link status and master), `connected_replicas`
@@ -260,7 +264,7 @@ def wait_for_redis_rejoin(
     timeout: float = 120.0,
     mode: str = "exec",
     port: int = 6379,
-    container: str | None = None,
+    container: str | None = "redis",
     addresses: dict[str, str] | None = None,
     configuration: Configuration = None,
     secrets: Secrets = None,

@@ -30,6 +30,7 @@ from kubernetes.client.exceptions import ApiException
 from chaosray.k8s import actions
 from chaosray.lab import host, lab, layout, network
 from chaosray.ray import probes
+from chaosray.redis import probes as redis_probes
 from chaosray.wait import wait_until
 from tests.chaos_cli import k6_control_experiment, run_experiment
 
@@ -199,6 +200,24 @@ def test_up_gives_four_real_nodes_and_inference_through_the_load_balancer(
     assert denied.value.status == 403
 
 
+def lab_status() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chaosray.cli", "lab", "--name", LAB.name, "status"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_status_says_every_part_runs(the_lab: dict[str, str]) -> None:
+    done = lab_status()
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert all(line.startswith("ok ") for line in lines), done.stdout
+    for part in ("network namespace", "control plane", "kube-proxy", "coredns", "lab-node-4",
+                 "reference deployment", "inference"):  # fmt: skip
+        assert any(part in line for line in lines), (part, done.stdout)
+    assert the_lab["inference_url"] in done.stdout
+
+
 def test_up_again_changes_nothing(the_lab: dict[str, str], as_chaosray: client.CoreV1Api) -> None:
     pods = {
         p.metadata.name: p.metadata.uid for p in as_chaosray.list_namespaced_pod(NAMESPACE).items
@@ -250,6 +269,21 @@ def test_cluster_dns_answers_cluster_names_and_nothing_else(the_lab: dict[str, s
     assert lines[0].startswith("198.19.1")  # a ClusterIP of the lab's Service range
     assert "RESOLVED" not in done.stdout
     assert sum(1 for line in lines if line.startswith("nxdomain")) == 2
+
+
+def test_redis_is_one_primary_two_linked_replicas_and_agreeing_sentinels(
+    the_lab: dict[str, str], as_chaosray: client.CoreV1Api
+) -> None:
+    """deploy/base's Redis can back GCS fault tolerance (the old three
+    standalone servers reported three primaries), read by chaosray's own
+    probe through the exec API with the token."""
+    status = redis_probes.redis_replication_status(namespace=NAMESPACE, sentinel_port=26379)
+    assert status["healthy"] is True, status["problems"]
+    assert status["primaries"] == [status["primary"]] == [_redis_primary(the_lab)]
+    assert sorted(status["replicas"]) == sorted(
+        {"redis-0", "redis-1", "redis-2"} - {status["primary"]}
+    )
+    assert status["sentinels_agree"] is True and len(status["sentinels"]) == 3
 
 
 def test_deleting_a_worker_pod_kills_its_raylet_and_the_replacement_joins_with_a_new_node_id(
@@ -360,7 +394,7 @@ def _redis_primary(the_lab: dict[str, str]) -> str:
             "26379",
             "sentinel",
             "get-master-addr-by-name",
-            "ray",
+            "mymaster",
         ],
         capture_output=True,
         text=True,
@@ -497,6 +531,9 @@ def test_down_leaves_nothing_behind(the_lab: dict[str, str], before: dict[str, A
     lab.down(LAB, print)
     print(f"lab down in {time.monotonic() - started:.0f}s")
     after = machine_state()
+    down_status = lab_status()
+    assert down_status.returncode == 1
+    assert "DOWN network namespace" in down_status.stdout.replace("  ", " ")
     for key in before:
         assert after[key] == before[key], f"{key}: before {before[key]!r}, after {after[key]!r}"
     assert not any(
