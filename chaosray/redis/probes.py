@@ -77,7 +77,12 @@ def _exec(core: Any, pod: str, namespace: str, container: str | None, command: s
 
 
 def _cli(port: int, args: str) -> str:
-    return f'REDISCLI_AUTH="${{REDIS_PASSWORD:-}}" redis-cli --no-auth-warning -p {port} {args}'
+    # Only with a password: an empty REDISCLI_AUTH still sends AUTH, and a
+    # server without a password answers with an error that lands in the output.
+    return (
+        'if [ -n "${REDIS_PASSWORD:-}" ]; then export REDISCLI_AUTH="$REDIS_PASSWORD"; fi; '
+        f"redis-cli --no-auth-warning -p {port} {args}"
+    )
 
 
 def _reader(

@@ -289,9 +289,9 @@ def test_redis_is_one_primary_two_linked_replicas_and_agreeing_sentinels(
 def test_deleting_a_worker_pod_kills_its_raylet_and_the_replacement_joins_with_a_new_node_id(
     the_lab: dict[str, str], as_chaosray: client.CoreV1Api
 ) -> None:
-    victim = sorted(ready_pods(as_chaosray, WORKERS), key=lambda p: p.metadata.creation_timestamp)[
-        0
-    ]
+    workers = ready_pods(as_chaosray, WORKERS)
+    names = {p.metadata.name for p in workers}
+    victim = sorted(workers, key=lambda p: p.metadata.creation_timestamp)[0]
     before = {n["node_ip"]: n["node_id"] for n in ray_nodes()["nodes"] if n["state"] == "ALIVE"}
     victim_id = before[victim.status.pod_ip]
     deleted = actions.delete_pod(WORKERS, namespace=NAMESPACE, name=victim.metadata.name)
@@ -306,15 +306,11 @@ def test_deleting_a_worker_pod_kills_its_raylet_and_the_replacement_joins_with_a
         ignore=(Exception,),
     )
     wait_whole(as_chaosray, "KubeRay's replacement worker to join and serve")
-    replacement = [
-        p
-        for p in ready_pods(as_chaosray, WORKERS)
-        if p.metadata.name not in {victim.metadata.name}
-        and p.metadata.creation_timestamp > victim.metadata.creation_timestamp
-    ]
+    replacement = [p for p in ready_pods(as_chaosray, WORKERS) if p.metadata.name not in names]
     assert replacement, "no new worker pod"
     table = {n["node_ip"]: n for n in ray_nodes()["nodes"] if n["state"] == "ALIVE"}
-    new = table[replacement[-1].status.pod_ip]
+    (new_pod,) = replacement
+    new = table[new_pod.status.pod_ip]
     assert new["node_id"] not in before.values()
     assert infer(the_lab["inference_url"])["result"] == "ok"
 
