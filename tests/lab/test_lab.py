@@ -150,6 +150,18 @@ def serving(url: str, in_a_row: int = 20, timeout: float = 90) -> None:
     wait_until(answers, timeout=timeout, interval=1, description=f"{in_a_row} answers in a row")
 
 
+def exec_in(
+    the_lab: dict[str, str], pod: str, container: str, *command: str
+) -> subprocess.CompletedProcess[str]:
+    """``kubectl exec`` as the admin (the token's RBAC is not under test here)."""
+    kubectl = lab.Binaries.load().cluster["KUBECTL"]
+    return subprocess.run(
+        [kubectl, "--kubeconfig", the_lab["admin_kubeconfig"], "-n", NAMESPACE, "exec",
+         pod, "-c", container, "--", *command],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
 def infer(url: str) -> dict[str, Any]:
     answer = requests.post(url, json={"text": "great and fast"}, timeout=5)
     assert answer.status_code == 200, answer.text
@@ -247,7 +259,6 @@ def test_up_again_changes_nothing(the_lab: dict[str, str], as_chaosray: client.C
 
 
 def test_cluster_dns_answers_cluster_names_and_nothing_else(the_lab: dict[str, str]) -> None:
-    kubectl = lab.Binaries.load().cluster["KUBECTL"]
     script = (
         "import socket\n"
         "print(socket.gethostbyname('redis-sentinel.ray-serve.svc.cluster.local'))\n"
@@ -257,26 +268,7 @@ def test_cluster_dns_answers_cluster_names_and_nothing_else(the_lab: dict[str, s
         "    except socket.gaierror as exc:\n"
         "        print('nxdomain', name, exc.errno)\n"
     )
-    done = subprocess.run(
-        [
-            kubectl,
-            "--kubeconfig",
-            the_lab["admin_kubeconfig"],
-            "-n",
-            NAMESPACE,
-            "exec",
-            "redis-0",
-            "-c",
-            "redis",
-            "--",
-            "/opt/ray/bin/python3",
-            "-c",
-            script,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = exec_in(the_lab, "redis-0", "redis", "/opt/ray/bin/python3", "-c", script)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("198.19.1")  # a ClusterIP of the lab's Service range
@@ -387,30 +379,8 @@ def test_a_drained_worker_node_gets_its_worker_back_elsewhere_and_it_serves(
 
 
 def _redis_primary(the_lab: dict[str, str]) -> str:
-    kubectl = lab.Binaries.load().cluster["KUBECTL"]
-    done = subprocess.run(
-        [
-            kubectl,
-            "--kubeconfig",
-            the_lab["admin_kubeconfig"],
-            "-n",
-            NAMESPACE,
-            "exec",
-            "redis-0",
-            "-c",
-            "sentinel",
-            "--",
-            "redis-cli",
-            "-p",
-            "26379",
-            "sentinel",
-            "get-master-addr-by-name",
-            "mymaster",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = exec_in(the_lab, "redis-0", "sentinel", "redis-cli", "-p", "26379",
+                   "sentinel", "get-master-addr-by-name", "mymaster")  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout.split(".")[0]  # redis-N.redis.ray-serve.svc.cluster.local
 
