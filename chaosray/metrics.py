@@ -22,6 +22,23 @@ Definitions (they are what every report of this project means):
   whose start is in [a, a+d) and whose end is in [b, b+d), so the measured
   duration is within d of the true one. A run still failing when the stream
   ends is *open*: it ends at its last failed request and says so.
+- **Failure-equivalent downtime**: failed requests x the mean request
+  interval ((last send - first send) / (requests - 1)): the time the service
+  would have been fully down to fail as many requests. A partial outage (one
+  of four targets dead for 30 s: a quarter of the requests fail) counts for
+  what it cost (7.5 s), where runs of consecutive failures would give many
+  tiny windows.
+- **Outage window** (sliding error rate): the service is *out* at a request's
+  send time t when more than ``outage_threshold`` (50 %) of the requests sent
+  in (t - ``outage_window_s``, t] (1 s) failed. An outage window starts at the
+  earliest failed request of the trailing window that crossed the threshold
+  and ends, once the share is back to or below it, at the first success
+  after that trailing window's last failure (for a full outage: the first
+  failed and the first successful request, as a downtime window). A window still out when the
+  stream ends is *open* and ends at its last failed request. The first
+  judgement is made once the stream is one window long, and a trailing window
+  needs two requests to be out: below two requests per ``outage_window_s``,
+  choose a longer window.
 - **Recovery time**: seconds from a disruption (for example a pod's deletion
   time) to the moment the replacement is ready (for example its Ready
   condition's lastTransitionTime), both from Kubernetes' own timestamps.
@@ -31,6 +48,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +60,8 @@ __all__: list[str] = []  # pure logic, no activities
 
 DEFAULT_RELATIVE_ACCURACY = 0.005
 DEFAULT_EXACT_LIMIT = 10_000
+DEFAULT_OUTAGE_WINDOW_S = 1.0
+DEFAULT_OUTAGE_THRESHOLD = 0.5
 PERCENTILES = (50.0, 95.0, 99.0)
 
 
@@ -146,6 +166,69 @@ class DowntimeWindow:
         }
 
 
+class SlidingOutages:
+    """Outage windows on a sliding error rate (see the module's definitions),
+    from requests added in send-time order; memory is one trailing window."""
+
+    def __init__(self, window_s: float, threshold: float) -> None:
+        if window_s <= 0 or not 0 <= threshold < 1:
+            raise ValueError(f"outage window {window_s!r} s / threshold {threshold!r} out of range")
+        self.window_s = window_s
+        self.threshold = threshold
+        self._recent: deque[tuple[float, bool]] = deque()
+        self._failed_recent = 0
+        self._closed: list[DowntimeWindow] = []
+        self._start: float | None = None
+        self._failed_in_window = 0
+        self._last_failed = 0.0
+        self._first: float | None = None
+
+    def add(self, sent: float, ok: bool) -> None:
+        if self._first is None:
+            self._first = sent
+        self._recent.append((sent, ok))
+        self._failed_recent += not ok
+        while self._recent[0][0] <= sent - self.window_s:
+            self._failed_recent -= not self._recent.popleft()[1]
+        if not ok:
+            self._last_failed = sent
+        # A rate needs a whole window: the first judgement waits until the
+        # stream is one window long (the start of an outage is still found:
+        # it is the earliest failure in the window).
+        full = self._first <= sent - self.window_s
+        out = (
+            full
+            and len(self._recent) >= 2
+            and self._failed_recent > self.threshold * len(self._recent)
+        )
+        if self._start is None:
+            if out:
+                self._start = next(t for t, good in self._recent if not good)
+                self._failed_in_window = sum(
+                    1 for t, good in self._recent if not good and t >= self._start
+                )
+            return
+        if out:
+            self._failed_in_window += not ok
+            return
+        # Recovered at the first success after the trailing window's last failure.
+        end = sent
+        for t, good in reversed(self._recent):
+            if not good:
+                break
+            end = t
+        self._closed.append(DowntimeWindow(self._start, end, self._failed_in_window))
+        self._start = None
+
+    def windows(self) -> list[DowntimeWindow]:
+        windows = list(self._closed)
+        if self._start is not None:
+            windows.append(
+                DowntimeWindow(self._start, self._last_failed, self._failed_in_window, open=True)
+            )
+        return windows
+
+
 @dataclass
 class RequestStats:
     """Everything the reports say about a request stream, built in one pass
@@ -157,6 +240,8 @@ class RequestStats:
 
     exact_limit: int = DEFAULT_EXACT_LIMIT
     relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY
+    outage_window_s: float = DEFAULT_OUTAGE_WINDOW_S
+    outage_threshold: float = DEFAULT_OUTAGE_THRESHOLD
     total: int = 0
     succeeded: int = 0
     first_sent: float | None = None
@@ -171,9 +256,11 @@ class RequestStats:
     _open_start: float | None = None
     _open_last: float = 0.0
     _open_count: int = 0
+    _outages: SlidingOutages | None = None
 
     def __post_init__(self) -> None:
         self._latency = LatencyStats(self.exact_limit, self.relative_accuracy)
+        self._outages = SlidingOutages(self.outage_window_s, self.outage_threshold)
 
     @property
     def latency(self) -> LatencyStats:
@@ -189,6 +276,8 @@ class RequestStats:
         if self.first_sent is None:
             self.first_sent = request.sent
         self.last_sent = request.sent
+        assert self._outages is not None
+        self._outages.add(request.sent, request.ok)
         if self._base_second is None:
             self._base_second = int(request.sent)
         index = int(request.sent) - self._base_second
@@ -236,9 +325,26 @@ class RequestStats:
             )
         return windows
 
+    @property
+    def mean_interval_s(self) -> float | None:
+        if self.total < 2 or self.first_sent is None or self.last_sent is None:
+            return None
+        return (self.last_sent - self.first_sent) / (self.total - 1)
+
+    @property
+    def failure_equivalent_downtime_s(self) -> float | None:
+        interval = self.mean_interval_s
+        return None if interval is None else self.failed * interval
+
+    def outage_windows(self) -> list[DowntimeWindow]:
+        assert self._outages is not None
+        return self._outages.windows()
+
     def summary(self) -> dict[str, Any]:
         windows = self.downtime_windows()
         durations = [w.duration for w in windows]
+        outages = self.outage_windows()
+        outage_durations = [w.duration for w in outages]
         return {
             "requests": self.total,
             "succeeded": self.succeeded,
@@ -252,6 +358,15 @@ class RequestStats:
             "longest_outage_s": max(durations, default=0.0),
             "recovered_at": windows[-1].end if windows and not windows[-1].open else None,
             "still_down": bool(windows and windows[-1].open),
+            "failure_equivalent_downtime_s": self.failure_equivalent_downtime_s,
+            "mean_interval_s": self.mean_interval_s,
+            "outage_windows": [w.as_dict() for w in outages],
+            "outage_time_s": sum(outage_durations),
+            "longest_outage_window_s": max(outage_durations, default=0.0),
+            "outage_definition": {
+                "window_s": self.outage_window_s,
+                "failed_share_above": self.outage_threshold,
+            },
         }
 
     def timeline(self, max_points: int = 3600) -> list[dict[str, int]]:

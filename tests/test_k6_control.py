@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 import pytest
 
-from chaosray.load.k6 import read_k6_output
+from chaosray.load.k6 import k6_result, read_k6_output
 from tests.chaos_cli import k6_control_experiment, run_experiment, validate_experiment
 from tests.rig.http_server import ScheduledServer
 from tests.rig.procs import free_port
@@ -86,6 +86,74 @@ def test_k6_timeline_downtime_matches_the_ground_truth(
         assert abs(measured["duration_s"] - true.duration) <= 2 * INTERVAL, (measured, true)
     served = scheduled_server.served()
     assert result["failed"] == sum(1 for r in served if r["status"] != 200)
+
+
+def test_a_blackhole_outage_is_timed_by_send_time_and_no_iteration_is_dropped(
+    scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    # Requests arriving in the window get no answer before k6's 5 s timeout:
+    # 10/s x 5 s = 50 requests in flight, more than the old ceiling of 4 x rate.
+    control = {"target_url": scheduled_server.url, "rate": RATE, "timeout": "5s",
+               "threshold_failure_rate": None}  # fmt: skip
+    (truth,) = scheduled_server.arm([{"start": 5.0, "end": 11.0, "mode": "slow", "delay": 12}])
+    run = run_experiment(_experiment(control, 18), tmp_path)
+    result = run.journal["chaosray"]["k6"]
+    assert result["status"] == "passed", result
+    assert result["dropped_iterations"] == 0
+    assert result["max_vus"] >= RATE * 5
+    assert result["requests"] == result["requests_sent"]
+    # Open loop: every request sent in the window failed (timed out), none dropped.
+    assert abs(result["failed"] - RATE * truth.duration) <= 2, result["failed"]
+    answered = [r for r in scheduled_server.served() if r["mode"] != "slow"]
+    assert result["requests"] - result["failed"] == len(answered) - 1  # and the preflight
+    # Keyed by send time the window starts when the first unanswered request
+    # left, not 5 s later when k6 gave up on it.
+    assert result["timeline_keyed_by"] == "send time"
+    (outage,) = result["outage_windows"]
+    assert abs(outage["start"] - truth.start) <= 3 * INTERVAL, (outage, truth)
+    assert abs(outage["end"] - truth.end) <= 3 * INTERVAL, (outage, truth)
+    assert result["failure_equivalent_downtime_s"] == pytest.approx(
+        truth.duration, abs=3 * INTERVAL
+    )
+
+
+def test_iterations_k6_drops_count_as_failed_requests(
+    scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    control = {"target_url": scheduled_server.url, "rate": RATE, "timeout": "2s",
+               "max_vus": 4, "threshold_failure_rate": None}  # fmt: skip
+    (truth,) = scheduled_server.arm([{"start": 4.0, "end": 8.0, "mode": "slow", "delay": 10}])
+    run = run_experiment(_experiment(control, 12), tmp_path)
+    result = run.journal["chaosray"]["k6"]
+    assert result["max_vus"] == 4
+    answered = [r for r in scheduled_server.served() if r["mode"] != "slow"]
+    # 4 VUs each held 2 s by a request: most of the window's iterations are dropped.
+    assert result["dropped_iterations"] >= RATE * truth.duration / 2
+    assert result["requests"] == result["requests_sent"] + result["dropped_iterations"]
+    # Open loop: sent + dropped is the rate times the run, as if nothing was dropped.
+    run_s = result["ended_at"] - result["started_at"]
+    assert abs(result["requests"] - RATE * run_s) <= RATE, (result["requests"], run_s)
+    assert result["requests"] - result["failed"] == len(answered) - 1  # and the preflight
+    assert result["success_rate"] == pytest.approx(1 - result["failed"] / result["requests"])
+    # The dropped iterations sit in the timeline too: the window is one outage.
+    (outage,) = result["outage_windows"]
+    assert abs(outage["start"] - truth.start) <= 3 * INTERVAL, (outage, truth)
+    assert sum(p["failed"] for p in result["timeline"]) == result["failed"]
+
+
+def test_the_failure_threshold_counts_dropped_iterations() -> None:
+    # 92 sent, 2 failed (2.2 %, under k6's own 5 % threshold) and 8 dropped:
+    # 10 of 100 failed.
+    summary = {"requests": 92, "failed": 2, "failed_rate": 2 / 92, "dropped_iterations": 8,
+               "thresholds": {"http_req_failed: rate<0.05": True},
+               "threshold_failure_rate": 0.05}  # fmt: skip
+    result = k6_result("local", 103, summary, None, 0.0, 1.0, "")
+    assert result["requests"] == 100 and result["failed"] == 10
+    assert result["success_rate"] == pytest.approx(0.9)
+    assert result["status"] == "thresholds_failed"
+    assert result["thresholds_ok"] is False
+    summary["dropped_iterations"] = 0
+    assert k6_result("local", 103, summary, None, 0.0, 1.0, "")["status"] == "passed"
 
 
 def test_failed_thresholds_are_a_failed_run_never_a_success(

@@ -352,9 +352,25 @@ def test_sequential_delete_stops_when_the_minimum_is_violated(k8s: KubeCluster) 
     for node in core.list_node().items:  # no replacement can be scheduled
         _cordon(core, node.metadata.name)
     before = _worker_names(core)
-    with pytest.raises(ActivityFailed, match="sequence stopped after step 1: only 2 pods"):
-        actions.delete_pods_sequentially(WORKERS, NAMESPACE, interval=1, min_ready=3)
-    assert len(before - _worker_names(core)) == 1  # one deletion, then it stopped
+    first = min(
+        ready_pods(core, WORKERS), key=lambda p: (p.metadata.creation_timestamp, p.metadata.name)
+    )
+    other = sorted(before - {first.metadata.name})[0]
+
+    def second_disruption() -> None:  # someone else deletes a worker meanwhile
+        time.sleep(1.5)
+        core.delete_namespaced_pod(other, NAMESPACE)
+
+    helper = threading.Thread(target=second_disruption)
+    helper.start()
+    try:
+        with pytest.raises(ActivityFailed, match="sequence stopped after step 1: only 1 pods"):
+            actions.delete_pods_sequentially(
+                WORKERS, NAMESPACE, interval=4, min_ready=2, ready_timeout=1
+            )
+    finally:
+        helper.join()
+    assert before - _worker_names(core) == {first.metadata.name, other}
 
 
 def test_sequential_delete_refuses_more_than_max_pods(k8s: KubeCluster) -> None:
@@ -403,7 +419,7 @@ def test_drain_evicts_the_node_and_reports_each_pod(k8s: KubeCluster) -> None:
         f"{p.metadata.namespace}/{p.metadata.name}"
         for p in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
     }
-    result = actions.drain_node(node, timeout=60)
+    result = actions.drain_node(node, timeout=60, delete_emptydir_data=True)
     assert {p["pod"] for p in result["pods"]} == on_node
     assert all(p["evicted_at"] and p["terminated_s"] is not None for p in result["pods"])
     assert core.read_node(node).spec.unschedulable is True  # stays cordoned after success
@@ -428,7 +444,7 @@ def test_drain_retries_a_pdb_refusal_until_the_blocking_pod_is_ready(k8s: KubeCl
 
     helper = threading.Thread(target=unblock)
     helper.start()
-    result = actions.drain_node(target, timeout=90, retry_interval=0.5)
+    result = actions.drain_node(target, timeout=90, retry_interval=0.5, delete_emptydir_data=True)
     helper.join()
     worker = next(p for p in result["pods"] if "workers-worker" in p["pod"])
     assert worker["refusals"] >= 1 and worker["evicted_at"]
@@ -441,7 +457,7 @@ def test_drain_that_times_out_leaves_the_node_uncordoned(k8s: KubeCluster) -> No
     target = next(p for p in ready_pods(core, WORKERS)).spec.node_name
     before = _worker_names(core)
     with pytest.raises(ActivityFailed, match=r"drain of node .* timed out; still not evicted"):
-        actions.drain_node(target, timeout=3, retry_interval=0.5)
+        actions.drain_node(target, timeout=3, retry_interval=0.5, delete_emptydir_data=True)
     node = core.read_node(target)
     assert not node.spec.unschedulable
     assert CORDON_LABEL not in (node.metadata.labels or {})
@@ -454,6 +470,11 @@ def test_drain_dry_run_lists_pods_and_changes_nothing(k8s: KubeCluster) -> None:
     result = actions.drain_node(label_selector=WORKERS, namespace=NAMESPACE, dry_run=True)
     assert result["node"] == node and result["dry_run"] is True
     assert any("workers-worker" in p["pod"] for p in result["pods"])
+    # A real drain would refuse the Ray pod's /dev/shm emptyDir without delete_emptydir_data.
+    assert any(
+        "workers-worker" in r["pod"] and "emptyDir data (shared-mem)" in r["reason"]
+        for r in result["refused"]
+    )
     assert not core.read_node(node).spec.unschedulable
 
 
@@ -474,7 +495,12 @@ def test_ctrl_c_in_the_middle_of_a_drain_is_rolled_back(k8s: KubeCluster, tmp_pa
                     "module": "chaosray.k8s.actions",
                     "func": "drain_node",
                     # The drain must not clean up itself: the rollback has to.
-                    "arguments": {"name": target, "timeout": 120, "uncordon_on_failure": False},
+                    "arguments": {
+                        "name": target,
+                        "timeout": 120,
+                        "uncordon_on_failure": False,
+                        "delete_emptydir_data": True,
+                    },
                 },
             }
         ],
@@ -517,3 +543,136 @@ def test_ctrl_c_in_the_middle_of_a_drain_is_rolled_back(k8s: KubeCluster, tmp_pa
 def test_node_running_pod_runs_a_worker(k8s: KubeCluster) -> None:
     node = probes.node_running_pod(WORKERS, NAMESPACE, pick="random", seed=3)
     assert node in {p.spec.node_name for p in ready_pods(k8s.core(), WORKERS)}
+
+
+# --- where a drain goes, what it refuses -------------------------------------------------------
+
+
+def _oldest_worker(core: client.CoreV1Api) -> Any:
+    return min(
+        ready_pods(core, WORKERS), key=lambda p: (p.metadata.creation_timestamp, p.metadata.name)
+    )
+
+
+def _pods_on(core: client.CoreV1Api, node: str) -> set[str]:
+    return {
+        f"{p.metadata.namespace}/{p.metadata.name}"
+        for p in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+    }
+
+
+def _pin_test_pod(core: client.CoreV1Api, name: str, node: str, labels: dict[str, str]) -> None:
+    core.create_namespaced_pod(NAMESPACE, make_test_pod(name, labels, node))
+    wait_until(
+        lambda: core.read_namespaced_pod(name, NAMESPACE).spec.node_name == node,
+        timeout=30,
+        description=f"test pod {name} on {node}",
+    )
+
+
+def test_a_drain_by_selector_skips_the_node_of_the_avoided_pods_and_lists_its_neighbours(
+    k8s: KubeCluster,
+) -> None:
+    core = k8s.core()
+    oldest = _oldest_worker(core)
+    # Something that must not be drained (the head, in the experiment) beside the oldest worker.
+    _pin_test_pod(core, "keep-me", oldest.spec.node_name, {"keep": "me"})
+    result = actions.drain_node(
+        label_selector=WORKERS, namespace=NAMESPACE, avoid_label_selector="keep=me",
+        delete_emptydir_data=True, dry_run=True,
+    )  # fmt: skip
+    assert result["node"] != oldest.spec.node_name
+    assert result["node"] in {p.spec.node_name for p in ready_pods(core, WORKERS)}
+    chosen = result["chosen_by"]
+    assert chosen.startswith(f"{NAMESPACE}/") and "workers-worker" in chosen
+    assert set(result["co_located"]) == _pods_on(core, result["node"]) - {chosen}
+    assert (
+        probes.node_running_pod(WORKERS, NAMESPACE, avoid_label_selector="keep=me")
+        == (result["node"])
+    )
+
+
+def test_a_drain_with_nowhere_to_go_but_avoided_nodes_refuses(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    for index, worker in enumerate(ready_pods(core, WORKERS)):
+        _pin_test_pod(core, f"keep-{index}", worker.spec.node_name, {"keep": "me"})
+    with pytest.raises(ActivityFailed, match="no node to drain without it"):
+        actions.drain_node(
+            label_selector=WORKERS, namespace=NAMESPACE, avoid_label_selector="keep=me"
+        )
+    assert not [n for n in core.list_node().items if n.spec.unschedulable]
+
+
+def test_a_drain_refuses_unmanaged_and_emptydir_pods_unless_told_and_lists_them(
+    k8s: KubeCluster,
+) -> None:
+    core = k8s.core()
+    worker = _oldest_worker(core)
+    node = worker.spec.node_name
+    _pin_test_pod(core, "unmanaged", node, {})
+    before = _pods_on(core, node)
+    with pytest.raises(ActivityFailed) as refused:
+        actions.drain_node(node, timeout=30)
+    message = str(refused.value)
+    assert "nothing changed" in message
+    assert f"{NAMESPACE}/unmanaged: no controller would recreate it (force: true)" in message
+    # KubeRay gives every Ray pod an emptyDir for /dev/shm.
+    assert f"{NAMESPACE}/{worker.metadata.name}: emptyDir data (shared-mem)" in message
+    assert not core.read_node(node).spec.unschedulable
+    assert _pods_on(core, node) == before
+    with pytest.raises(ActivityFailed, match="unmanaged: no controller") as still:
+        actions.drain_node(node, timeout=30, delete_emptydir_data=True)
+    assert "emptyDir" not in str(still.value)
+    result = actions.drain_node(node, timeout=60, force=True, delete_emptydir_data=True)
+    assert f"{NAMESPACE}/unmanaged" in {p["pod"] for p in result["pods"]}
+    assert not _pods_on(core, node)
+    actions.uncordon_all()
+
+
+def test_the_spare_node_check_names_where_the_evicted_worker_can_go(k8s: KubeCluster) -> None:
+    core = k8s.core()
+    result = probes.spare_node_for_drain(WORKERS, NAMESPACE)
+    target = result["node_to_drain"]
+    assert target == probes.node_running_pod(WORKERS, NAMESPACE)
+    assert result["ok"] is True and target not in result["fits"]
+    others = {n.metadata.name for n in core.list_node().items} - {target}
+    assert set(result["fits"]) | set(result["does_not_fit"]) == others
+    for node in others:
+        _cordon(core, node)
+    with pytest.raises(ActivityFailed, match=f"draining {target} would leave .* nowhere to go"):
+        probes.spare_node_for_drain(WORKERS, NAMESPACE, require=True)
+    blocked = probes.spare_node_for_drain(WORKERS, NAMESPACE)
+    assert blocked["ok"] is False and blocked["fits"] == []
+    assert set(blocked["does_not_fit"].values()) == {"cordoned"}
+
+
+def test_sequential_delete_refuses_a_deletion_that_would_leave_too_few_ready(
+    k8s: KubeCluster,
+) -> None:
+    core = k8s.core()
+    for node in core.list_node().items:  # no replacement can be scheduled
+        _cordon(core, node.metadata.name)
+    before = _worker_names(core)
+    with pytest.raises(ActivityFailed, match=r"sequence stopped before step 2: deleting .* would "
+                       r"leave 1 Ready pods") as stopped:  # fmt: skip
+        actions.delete_pods_sequentially(
+            WORKERS, NAMESPACE, interval=1, min_ready=2, ready_timeout=2
+        )
+    assert "after waiting 2s" in str(stopped.value)
+    assert len(before - _worker_names(core)) == 1  # the second deletion never happened
+
+
+def test_sequential_delete_waits_for_the_replacement_before_the_next_deletion(
+    k8s: KubeCluster,
+) -> None:
+    core = k8s.core()
+    result = actions.delete_pods_sequentially(
+        WORKERS, NAMESPACE, count=2, interval=0, min_ready=2, ready_timeout=60
+    )
+    first, second = result["steps"]
+    assert first["ready_before"] == 3
+    # No pause between the steps: the second deletion waited for the first
+    # replacement (3 Ready again), instead of leaving 1.
+    assert second["ready_before"] == 3
+    assert second["min_ready_seen"] >= 2
+    assert len(ready_pods(core, WORKERS)) >= 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -154,3 +155,64 @@ def test_a_long_timeline_is_summed_into_buckets() -> None:
     assert sum(p["ok"] for p in points) == 7140 and sum(p["failed"] for p in points) == 60
     assert [p["second"] for p in points if p["failed"]] == [1000 + 6000 + 10 * k for k in range(6)]
     assert len(stats.timeline()) == 3600  # default bound, buckets of 2 s
+
+
+# --- the two availability figures -------------------------------------------------------------
+
+
+def _stats(ok: Any, count: int, interval: float = 0.1) -> RequestStats:
+    return RequestStats().add_all(Request(sent=i * interval, ok=ok(i)) for i in range(count))
+
+
+def test_a_full_outage_is_one_window_and_its_failure_equivalent_downtime() -> None:
+    # 10/s; requests 20..49 fail (sent 2.0 s .. 4.9 s), the first success after at 5.0 s.
+    summary = _stats(lambda i: not 20 <= i < 50, 70).summary()
+    (window,) = summary["outage_windows"]
+    assert (window["start"], window["end"]) == (pytest.approx(2.0), pytest.approx(5.0))
+    assert window["failed_requests"] == 30 and window["open"] is False
+    assert summary["failure_equivalent_downtime_s"] == pytest.approx(30 * 0.1)
+    assert summary["outage_time_s"] == pytest.approx(3.0)
+
+
+def test_a_partial_outage_is_no_outage_window_but_costs_its_failure_equivalent() -> None:
+    # One of four targets dead for 30 s: every fourth request fails.
+    summary = _stats(lambda i: i % 4 != 0 or i >= 300, 320).summary()
+    assert len(summary["downtime_windows"]) == 75  # the runs of failures hide it
+    assert summary["outage_windows"] == []
+    assert summary["failure_equivalent_downtime_s"] == pytest.approx(75 * 0.1)
+
+
+def test_a_mostly_failing_period_is_one_window_from_first_failure_to_recovery() -> None:
+    # Three of four fail for 30 s (successes at 0.0, 0.4, ...), all succeed from 30.0 s.
+    summary = _stats(lambda i: i % 4 == 0 or i >= 300, 320).summary()
+    (window,) = summary["outage_windows"]
+    assert window["start"] == pytest.approx(0.1)  # the first failed request
+    assert window["end"] == pytest.approx(30.0)  # the first success after the last failure
+    assert window["failed_requests"] == 225
+    assert summary["failure_equivalent_downtime_s"] == pytest.approx(225 * 0.1)
+
+
+def test_an_outage_still_on_at_the_end_is_open() -> None:
+    summary = _stats(lambda i: i < 10, 30).summary()
+    (window,) = summary["outage_windows"]
+    assert window["open"] is True
+    assert (window["start"], window["end"]) == (pytest.approx(1.0), pytest.approx(2.9))
+
+
+def test_a_lone_failure_is_no_outage() -> None:
+    assert _stats(lambda i: i != 0, 20).summary()["outage_windows"] == []
+    assert _stats(lambda i: i != 10, 20).summary()["outage_windows"] == []
+
+
+def test_the_outage_definition_is_configurable_and_checked() -> None:
+    # 40 % failing is no outage above 50 %, one above 30 %.
+    def ok(i: int) -> bool:
+        return i % 5 not in (0, 1)
+
+    requests = [Request(sent=i * 0.1, ok=ok(i)) for i in range(100)]
+    assert RequestStats().add_all(requests).summary()["outage_windows"] == []
+    lower = RequestStats(outage_threshold=0.3).add_all(requests).summary()
+    assert len(lower["outage_windows"]) == 1
+    assert lower["outage_definition"] == {"window_s": 1.0, "failed_share_above": 0.3}
+    with pytest.raises(ValueError, match="out of range"):
+        RequestStats(outage_threshold=1.0)

@@ -124,6 +124,12 @@ def _monitor_output(**overrides: Any) -> dict[str, Any]:
         ],
         "total_downtime_s": 3.0,
         "longest_outage_s": 2.0,
+        "failure_equivalent_downtime_s": 3.0,  # 30 failed x 0.1 s
+        "outage_windows": [
+            {"start": T0 + 20.0, "end": T0 + 22.5, "duration_s": 2.5, "failed_requests": 22},
+        ],
+        "outage_time_s": 2.5,
+        "longest_outage_window_s": 2.5,
         "recovered_at": T0 + 41.0,
         "still_down": False,
         "timeline": [{"second": int(T0) + s, "ok": 10, "failed": 0} for s in range(60)],
@@ -468,6 +474,9 @@ def test_suite_compares_and_counts() -> None:
         "p99_ms": 250.0,
         "total_downtime_s": 3.0,
         "longest_outage_s": 2.0,
+        "failure_equivalent_downtime_s": 3.0,
+        "outage_time_s": 2.5,
+        "outage_windows": 1,
         "availability_source": "monitor",
         "key_recovery_s": 12.0,
         "key_recovery": "back: recovery_s",
@@ -516,7 +525,7 @@ def test_render_console_shows_the_table_and_the_reasons() -> None:
     text = render_console(_suite_of(passing, failing))
     assert "\x1b[" not in text
     line = next(ln for ln in text.splitlines() if "worker-delete" in ln)
-    for cell in ("passed", "95.000 %", "2.00 ms", "250.0 ms", "3.00 s", "12.00 s"):
+    for cell in ("passed", "95.000 %", "2.00 ms", "250.0 ms", "3.00 s", "2.50 s", "12.00 s"):
         assert cell in line
     assert "FAILED" in next(ln for ln in text.splitlines() if "head-delete" in ln)
     assert "activity 'w' failed: boom" in text
@@ -699,15 +708,16 @@ def test_a_real_run_matches_the_ground_truth(
             {"type": "probe", "name": "monitor", "background": True, "provider": {
                 "type": "python", "module": "chaosray.load.probes",
                 "func": "monitor_availability",
-                "arguments": {"url": scheduled_server.url + "/predict", "duration": 9,
+                "arguments": {"url": scheduled_server.url + "/predict", "duration": 13,
                               "rate": 10, "samples_path": str(samples_path),
                               "timeout": 5, "require_reachable": False}}},
             {"type": "action", "name": "wait", "provider": {"type": "process", "path": "true"},
-             "pauses": {"after": 10}},
+             "pauses": {"after": 14}},
         ],
     }  # fmt: skip
+    # Late enough that k6 (60 VUs made up front) and its pre-flight request are up.
     truth = scheduled_server.arm(
-        [{"start": 3.0, "end": 4.5, "mode": "down"}, {"start": 6.0, "end": 6.5, "mode": "reset"}]
+        [{"start": 7.0, "end": 8.5, "mode": "down"}, {"start": 10.0, "end": 10.5, "mode": "reset"}]
     )
     run = run_experiment(experiment, tmp_path, timeout=120)
     assert run.run_entry("monitor")["status"] == "succeeded", run.log

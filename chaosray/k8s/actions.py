@@ -25,6 +25,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from chaosray.k8s.client import REQUEST_TIMEOUT, core_v1
+from chaosray.k8s.placement import choose_drain_node, pods_on_node
 from chaosray.k8s.pods import (
     Disruption,
     PodSet,
@@ -39,7 +40,6 @@ from chaosray.k8s.pods import (
     require_pods,
     watch_pods,
 )
-from chaosray.k8s.probes import node_running_pod
 from chaosray.safety import (
     CORDON_ANNOTATION,
     CORDON_LABEL,
@@ -181,12 +181,47 @@ def _observe_min_ready(
     return fewest, len(state.ready())
 
 
+def _ready_enough_to_delete(
+    core: client.CoreV1Api,
+    namespace: str,
+    label_selector: str,
+    victim: Any,
+    min_ready: int | None,
+    timeout: float,
+) -> tuple[int, int, float]:
+    """Wait (watching the selector) until deleting ``victim`` leaves at least
+    ``min_ready`` Ready pods, for up to ``timeout`` seconds; returns the Ready
+    count then, how many would be left, and the seconds waited."""
+    started = time.monotonic()
+    listing = list_pods(core, namespace, label_selector)
+    state = PodSet(listing.items)
+
+    def left() -> int:
+        ready = {p.metadata.name for p in state.ready()}
+        return len(ready) - (1 if victim.metadata.name in ready else 0)
+
+    def enough() -> bool:
+        return min_ready is None or left() >= min_ready
+
+    if not enough():
+        version = str(listing.metadata.resource_version)
+        logger.info(f"Waiting for a replacement to be Ready before deleting {victim.metadata.name}")
+        for kind, obj in watch_pods(
+            core, namespace, label_selector, version, started + max(0.0, timeout)
+        ):
+            state.apply(kind, obj)
+            if enough():
+                break
+    return len(state.ready()), left(), time.monotonic() - started
+
+
 def delete_pods_sequentially(
     label_selector: str,
     namespace: str = "default",
     count: int | None = None,
     interval: float = 120.0,
     min_ready: int | None = None,
+    ready_timeout: float = 300.0,
     pick: str = "oldest",
     seed: int | None = None,
     grace_period: int | None = None,
@@ -199,11 +234,16 @@ def delete_pods_sequentially(
     seconds apart (default 120): `count` of them (default: every pod that
     matched at the start; replacements are never deleted), in `pick` order.
 
-    After each deletion it watches the selector for `interval` seconds and
-    checks that at least `min_ready` pods stayed Ready the whole time; if not,
-    the sequence stops and the action fails with the records so far.
+    Before each deletion (with `min_ready`) it waits up to `ready_timeout`
+    seconds (default 300) until deleting the next pod leaves at least
+    `min_ready` Ready, so a replacement still starting is never followed by
+    the next deletion; if that does not happen it refuses, deletes nothing
+    more, and fails with the records so far. After each deletion it watches
+    the selector for `interval` seconds and checks that at least `min_ready`
+    pods stayed Ready the whole time; if not, the sequence stops the same way.
     Returns `steps` (per deletion: `pod`, `node`, `deleted_at`,
-    `min_ready_seen`, `ready_at_end`, `check`), `completed`, `dry_run`.
+    `ready_before`, `waited_for_ready_s`, `min_ready_seen`, `ready_at_end`,
+    `check`), `completed`, `dry_run`.
     """
     dry = is_dry_run(dry_run, configuration)
     require_allowed_context(configuration, secrets, f"delete pods matching {label_selector!r}")
@@ -247,6 +287,16 @@ def delete_pods_sequentially(
         if live is None or live.metadata.uid != pod.metadata.uid or is_terminating(live):
             steps.append({"step": index, "pod": pod.metadata.name, "skipped": "already gone"})
             continue
+        ready_before, left, waited = _ready_enough_to_delete(
+            core, namespace, label_selector, live, min_ready, ready_timeout
+        )
+        if min_ready is not None and left < min_ready:
+            raise ActivityFailed(
+                f"sequence stopped before step {index}: deleting {pod.metadata.name} would "
+                f"leave {left} Ready pods of "
+                f"{label_selector!r}, fewer than min_ready={min_ready}, after waiting "
+                f"{waited:.0f}s for a replacement to be Ready. Steps: {steps}"
+            )
         record = _delete(core, live, namespace, label_selector, grace_period)
         fewest, at_end = _observe_min_ready(core, namespace, label_selector, interval)
         check = "passed" if min_ready is None or fewest >= min_ready else "failed"
@@ -254,6 +304,8 @@ def delete_pods_sequentially(
             {
                 "step": index,
                 **record,
+                "ready_before": ready_before,
+                "waited_for_ready_s": waited,
                 "min_ready_seen": fewest,
                 "ready_at_end": at_end,
                 "check": check,
@@ -362,9 +414,14 @@ def uncordon_all(
     return {"uncordoned": names, "dry_run": dry}
 
 
-def _drainable(pods: list[Any]) -> tuple[list[Any], list[dict[str, str]]]:
-    """Pods a drain evicts, and those it skips with the reason."""
-    evict, skipped = [], []
+def _drainable(
+    pods: list[Any], force: bool, delete_emptydir_data: bool
+) -> tuple[list[Any], list[dict[str, str]], list[dict[str, str]]]:
+    """Pods a drain evicts, those it skips (with the reason), and those it
+    refuses to evict without being told (as ``kubectl drain`` does: pods no
+    controller recreates need ``force``, pods with emptyDir data need
+    ``delete_emptydir_data``)."""
+    evict, skipped, refused = [], [], []
     for pod in pods:
         owners = pod.metadata.owner_references or []
         annotations = pod.metadata.annotations or {}
@@ -378,14 +435,30 @@ def _drainable(pods: list[Any]) -> tuple[list[Any], list[dict[str, str]]]:
         elif is_terminating(pod):
             skipped.append({"pod": where, "reason": "already terminating"})
         else:
+            if not force and not any(o.controller for o in owners):
+                refused.append(
+                    {"pod": where, "reason": "no controller would recreate it (force: true)"}
+                )
+            empty_dirs = [v.name for v in pod.spec.volumes or [] if v.empty_dir is not None]
+            if empty_dirs and not delete_emptydir_data:
+                refused.append(
+                    {
+                        "pod": where,
+                        "reason": f"emptyDir data ({', '.join(empty_dirs)}) would be lost "
+                        "(delete_emptydir_data: true)",
+                    }
+                )
             evict.append(pod)
-    return evict, skipped
+    return evict, skipped, refused
 
 
 def drain_node(
     name: str | None = None,
     label_selector: str | None = None,
     namespace: str = "default",
+    avoid_label_selector: str | None = None,
+    force: bool = False,
+    delete_emptydir_data: bool = False,
     timeout: float = 300.0,
     grace_period: int | None = None,
     retry_interval: float = 1.0,
@@ -401,7 +474,12 @@ def drain_node(
     mirror pods.
 
     The node is `name`, else the node of the oldest Ready pod of
-    `label_selector` in `namespace`. An eviction refused by a PDB (HTTP 429)
+    `label_selector` in `namespace` among the nodes that run no pod of
+    `avoid_label_selector` (give the Ray head's selector, so a worker drain
+    does not take the head with it). As `kubectl drain`, it refuses, before
+    changing anything and listing them, pods no controller recreates (unless
+    `force`) and pods with emptyDir volumes (unless `delete_emptydir_data`:
+    Ray pods have one for /dev/shm). An eviction refused by a PDB (HTTP 429)
     is retried with backoff (from `retry_interval` seconds, doubling up to 10)
     until `timeout` seconds have passed since the drain started; the drain
     then fails, naming the pods still there, and uncordons the node unless
@@ -409,33 +487,39 @@ def drain_node(
     `termination_timeout` seconds (default 60) of the evictions, or the drain
     fails. At most `max_pods` pods are evicted.
 
-    Returns `node`, `pods` (per pod: `pod`, `evicted_at`, `attempts`,
-    `refusals` (429s), `terminated_s`: eviction to gone), `skipped`,
-    `duration_s`, `dry_run`. The node stays cordoned on success: uncordon it
-    (or use `uncordon_all` in the rollbacks).
+    Returns `node`, `chosen_by` (the pod whose node it is, when chosen by
+    selector), `co_located` (every pod on the node besides that one),
+    `pods` (per pod: `pod`, `evicted_at`, `attempts`, `refusals` (429s),
+    `terminated_s`: eviction to gone), `skipped`, `duration_s`, `dry_run`
+    (a dry run also lists in `refused` the pods a real one would refuse).
+    The node stays cordoned on success: uncordon it (or use `uncordon_all` in
+    the rollbacks).
     """
     dry = is_dry_run(dry_run, configuration)
     core = core_v1(secrets)
+    chosen_by = None
     if not name:
         if not label_selector:
             raise ActivityFailed(
                 "give the node name, or the label_selector of a pod whose node to drain"
             )
-        name = node_running_pod(
-            label_selector, namespace, configuration=configuration, secrets=secrets
-        )
+        target = choose_drain_node(core, namespace, label_selector, avoid_label_selector)
+        name, chosen_by = target.node, f"{namespace}/{target.pod.metadata.name}"
     require_allowed_context(configuration, secrets, f"drain node {name!r}")
     if not isinstance(timeout, int | float) or timeout <= 0:
         raise ActivityFailed(f"timeout must be a positive number of seconds, got {timeout!r}")
     _read_node(core, name)
     started = time.monotonic()
-    on_node = read(
-        lambda: core.list_pod_for_all_namespaces(
-            field_selector=f"spec.nodeName={name}", _request_timeout=REQUEST_TIMEOUT
-        ),
-        f"list pods on node {name}",
+    on_node = pods_on_node(core, name)
+    co_located = sorted(
+        f"{p.metadata.namespace}/{p.metadata.name}"
+        for p in on_node
+        if f"{p.metadata.namespace}/{p.metadata.name}" != chosen_by
     )
-    evict, skipped = _drainable(list(on_node.items))
+    evict, skipped, refused = _drainable(on_node, force, delete_emptydir_data)
+    if refused and not dry:
+        listed = "; ".join(f"{r['pod']}: {r['reason']}" for r in refused)
+        raise ActivityFailed(f"refusing to drain {name} (nothing changed): {listed}")
     limit = pod_limit(max_pods, configuration)
     if len(evict) > limit:
         raise ActivityFailed(
@@ -445,8 +529,11 @@ def drain_node(
     if dry:
         return {
             "node": name,
+            "chosen_by": chosen_by,
+            "co_located": co_located,
             "pods": [{"pod": f"{p.metadata.namespace}/{p.metadata.name}"} for p in evict],
             "skipped": skipped,
+            "refused": refused,  # a real run would refuse to start
             "dry_run": True,
         }
     cordon = cordon_node(name, configuration=configuration, secrets=secrets)
@@ -471,6 +558,8 @@ def drain_node(
         raise
     return {
         "node": name,
+        "chosen_by": chosen_by,
+        "co_located": co_located,
         "pods": list(records.values()),
         "skipped": skipped,
         "duration_s": time.monotonic() - started,

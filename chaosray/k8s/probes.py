@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from chaosray.k8s.client import REQUEST_TIMEOUT, apps_v1, core_v1, policy_v1
+from chaosray.k8s.placement import choose_drain_node, pods_on_node, why_pod_does_not_fit
 from chaosray.k8s.pods import (
     PodSet,
     api_message,
@@ -26,7 +27,6 @@ from chaosray.k8s.pods import (
     is_terminating,
     last_disruption,
     list_pods,
-    pick_pod,
     read,
     ready_since,
     require_pods,
@@ -44,6 +44,7 @@ __all__ = [
     "pdb_status",
     "pod_counts",
     "pods_on_distinct_nodes",
+    "spare_node_for_drain",
     "statefulset_ready",
     "wait_for_ready_pods",
 ]
@@ -469,18 +470,65 @@ def node_running_pod(
     namespace: str = "default",
     pick: str = "oldest",
     seed: int | None = None,
+    avoid_label_selector: str | None = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> str:
     """The name of a node that runs a Ready pod of `label_selector` (the node
-    of the `oldest` pod, or a `random` one, reproducible with `seed`): the node
-    to drain in a node-drain scenario."""
+    of the `oldest` pod, or a `random` one, reproducible with `seed`) and no
+    pod of `avoid_label_selector` (the Ray head, say): the node to drain in a
+    node-drain scenario."""
     core = core_v1(secrets)
-    pods, _ = require_pods(core, namespace, label_selector)
-    ready = [p for p in pods if is_ready(p) and p.spec.node_name]
-    if not ready:
-        raise ActivityFailed(f"no Ready, scheduled pod matches {label_selector!r} in {namespace!r}")
-    return str(pick_pod(ready, pick, seed).spec.node_name)
+    return choose_drain_node(core, namespace, label_selector, avoid_label_selector, pick, seed).node
+
+
+def spare_node_for_drain(
+    label_selector: str,
+    namespace: str = "default",
+    avoid_label_selector: str | None = None,
+    pick: str = "oldest",
+    seed: int | None = None,
+    require: bool = False,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Whether the pod a node drain would evict has another node to go to.
+
+    Chooses the node as `drain_node` does (a Ready pod of `label_selector`,
+    on a node without a pod of `avoid_label_selector`), then checks every
+    other node: Ready, not cordoned, taints tolerated, nodeSelector matched,
+    and enough allocatable CPU and memory left for the pod's requests
+    (affinity and host ports are not checked). Returns `node_to_drain`,
+    `pod`, `fits` (node names), `does_not_fit` ({node: reason}) and `ok`.
+    With `require` the probe fails when no node fits."""
+    core = core_v1(secrets)
+    target = choose_drain_node(core, namespace, label_selector, avoid_label_selector, pick, seed)
+    nodes = read(lambda: core.list_node(_request_timeout=REQUEST_TIMEOUT), "list nodes").items
+    fits: list[str] = []
+    does_not_fit: dict[str, str] = {}
+    for node in sorted(nodes, key=lambda n: n.metadata.name):
+        name = node.metadata.name
+        if name == target.node:
+            continue
+        reason = why_pod_does_not_fit(target.pod, node, pods_on_node(core, name))
+        if reason is None:
+            fits.append(name)
+        else:
+            does_not_fit[name] = reason
+    result = {
+        "node_to_drain": target.node,
+        "pod": target.pod.metadata.name,
+        "fits": fits,
+        "does_not_fit": does_not_fit,
+        "ok": bool(fits),
+    }
+    if require and not fits:
+        reasons = "; ".join(f"{n}: {r}" for n, r in does_not_fit.items()) or "no other node"
+        raise ActivityFailed(
+            f"draining {target.node} would leave {target.pod.metadata.name} nowhere to go "
+            f"({reasons})"
+        )
+    return result
 
 
 def cordoned_nodes(

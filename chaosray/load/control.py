@@ -44,9 +44,18 @@ create, get, patch and delete on configmaps and jobs (or testruns.k6.io);
 get, list and watch on pods; list on events; get on pods/log; and get and
 patch on pods/proxy, or get and create on pods/portforward.
 
+Open-loop load (k6's constant-arrival-rate): ``timeout`` (default ``5s``)
+is each request's limit, ``max_vus`` the VU ceiling (default ``rate x
+timeout x 1.5 + 10``, enough for every request of a blackhole outage to wait
+out its timeout). An iteration k6 still cannot start is a
+``dropped_iterations`` point: the results count it as a failed request
+(``dropped_iterations`` says how many), and the failure-rate threshold is
+checked on that count too.
+
 In ``job`` and ``operator`` modes the results hold the summary figures
 (requests, success rate, latency percentiles, thresholds); the per-request
-timeline and downtime windows are measured in ``local`` mode only.
+timeline (keyed by each request's send time, which the script records) and
+the downtime and outage windows are measured in ``local`` mode only.
 
 A run whose thresholds failed (k6 exit code 99, or a threshold marked failed
 in the summary) is a *failed* run entry, never a success.
@@ -136,6 +145,7 @@ def _settings(
     rate: int = 10,
     duration: str = "1h",
     timeout: str = "5s",
+    max_vus: int | None = None,
     threshold_failure_rate: float | None = 0.05,
     threshold_p95_ms: float | None = None,
     threshold_p99_ms: float | None = None,
@@ -175,6 +185,10 @@ def _settings(
             )
     if method.upper() not in ("GET", "POST", "PUT"):
         raise ValueError(f"method {method!r} is not one of GET, POST, PUT")
+    if max_vus is not None and (
+        not isinstance(max_vus, int) or isinstance(max_vus, bool) or max_vus < 1
+    ):
+        raise ValueError(f"max_vus must be a whole number >= 1, got {max_vus!r}")
     env = {
         "TARGET_URL": target_url,
         "TARGET_PATH": path if path.startswith("/") else "/" + path,
@@ -190,6 +204,8 @@ def _settings(
         "THRESHOLD_P99_MS": "" if threshold_p99_ms is None else str(threshold_p99_ms),
         "EXPECT_STATUS": ",".join(str(s) for s in expect_status or []),
     }
+    if max_vus is not None:
+        env["MAX_VUS"] = str(max_vus)
     return {
         "mode": mode,
         "env": env,

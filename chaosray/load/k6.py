@@ -59,6 +59,13 @@ EXIT_REASONS = {
 SUMMARY_BEGIN = "=====CHAOSRAY-K6-SUMMARY-BEGIN====="
 SUMMARY_END = "=====CHAOSRAY-K6-SUMMARY-END====="
 REORDER_WINDOW_S = 30.0
+OUTAGE_SUMMARY_KEYS = (
+    "failure_equivalent_downtime_s",
+    "outage_windows",
+    "outage_time_s",
+    "longest_outage_window_s",
+    "outage_definition",
+)
 
 _running: set[LocalK6] = set()
 _running_lock = threading.Lock()
@@ -279,26 +286,48 @@ def k6_result(
         "thresholds_ok": thresholds_ok,
     }
     if summary is not None:
-        requests_total = int(summary.get("requests") or 0)
-        failed_rate = summary.get("failed_rate")
+        # An iteration k6 dropped (no free VU) is a request the service was due
+        # to get and did not answer in time: counted as sent and failed.
+        dropped = int(summary.get("dropped_iterations") or 0)
+        sent = int(summary.get("requests") or 0)
+        requests_total = sent + dropped
+        failed = int(summary.get("failed") or 0) + dropped
+        success_rate = 1.0 - failed / requests_total if requests_total else None
         result.update(
             {
                 "requests": requests_total,
-                "failed": summary.get("failed"),
-                "success_rate": None if failed_rate is None else 1.0 - float(failed_rate),
+                "requests_sent": sent,
+                "failed": failed,
+                "dropped_iterations": dropped,
+                "success_rate": success_rate,
                 "latency_ms": summary.get("latency_ms"),
                 "target": summary.get("target"),
                 "rate_per_s": summary.get("rate"),
+                "max_vus": summary.get("max_vus"),
             }
         )
+        limit = summary.get("threshold_failure_rate")
+        if (
+            status == "passed"
+            and isinstance(limit, int | float)
+            and success_rate is not None
+            and 1.0 - success_rate >= limit
+        ):
+            # k6's own threshold sees http_req_failed only, not the drops.
+            status = "thresholds_failed"
+            result["status"] = status
+            result["thresholds"][f"failed incl. dropped iterations: rate<{limit:g}"] = False
+            result["thresholds_ok"] = False
     if stats is not None:
         timeline_summary = stats.summary()
         result.update(
             {
                 "timeline": stats.timeline(),
+                "timeline_keyed_by": "send time",
                 "downtime_windows": timeline_summary["downtime_windows"],
                 "total_downtime_s": timeline_summary["total_downtime_s"],
                 "longest_outage_s": timeline_summary["longest_outage_s"],
+                **{key: timeline_summary[key] for key in OUTAGE_SUMMARY_KEYS},
             }
         )
     if status == "error":
@@ -317,16 +346,25 @@ def _parse_time(text: str) -> float:
 
 
 def iter_failed_points(path: Path) -> Iterator[Request]:
-    """The ``http_req_failed`` points of k6's JSON output (gzip or plain), in
-    file order, as requests (``ok`` when the value is 0)."""
+    """Requests from k6's JSON output (gzip or plain), in file order: every
+    ``http_req_failed`` point (``ok`` when its value is 0), at the send time
+    our script records as the metadata ``sent_ms`` (k6's own point time is
+    the request's end), and every ``dropped_iterations`` point as a failed
+    request at the time k6 dropped it (when it was due)."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as lines:
         for line in lines:
-            if '"http_req_failed"' not in line or '"Point"' not in line:
+            if '"Point"' not in line:
                 continue
-            point = json.loads(line)
-            data = point["data"]
-            yield Request(sent=_parse_time(data["time"]), ok=data["value"] == 0)
+            if '"http_req_failed"' in line:
+                data = json.loads(line)["data"]
+                sent_ms = (data.get("metadata") or {}).get("sent_ms")
+                sent = int(sent_ms) / 1000.0 if sent_ms else _parse_time(data["time"])
+                yield Request(sent=sent, ok=data["value"] == 0)
+            elif '"dropped_iterations"' in line:
+                data = json.loads(line)["data"]
+                for _ in range(int(data["value"])):
+                    yield Request(sent=_parse_time(data["time"]), ok=False, error="dropped")
 
 
 def read_k6_output(path: Path, reorder_window: float = REORDER_WINDOW_S) -> RequestStats:

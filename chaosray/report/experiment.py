@@ -233,6 +233,19 @@ def _latency_ms(latency: Any) -> dict[str, float | None]:
     return {key: number(latency.get(key)) for key in ("p50", "p95", "p99", "max")}
 
 
+def _outage_figures(output: dict[str, Any], origin: float | None) -> dict[str, Any]:
+    """The two availability figures (chaosray.metrics): failure-equivalent
+    downtime and outage windows on a sliding error rate."""
+    return {
+        "failure_equivalent_downtime_s": number(output.get("failure_equivalent_downtime_s")),
+        "outage_windows": [
+            _window(w, origin) for w in output.get("outage_windows") or [] if isinstance(w, dict)
+        ],
+        "outage_time_s": number(output.get("outage_time_s")),
+        "longest_outage_window_s": number(output.get("longest_outage_window_s")),
+    }
+
+
 def _monitor(entry: dict[str, Any], origin: float | None) -> dict[str, Any]:
     output = entry.get("output") if isinstance(entry.get("output"), dict) else {}
     assert isinstance(output, dict)
@@ -252,6 +265,7 @@ def _monitor(entry: dict[str, Any], origin: float | None) -> dict[str, Any]:
         ],
         "total_downtime_s": number(output.get("total_downtime_s")),
         "longest_outage_s": number(output.get("longest_outage_s")),
+        **_outage_figures(output, origin),
         "recovered_at": iso(number(output.get("recovered_at"))),
         "still_down": bool(output.get("still_down")),
         "errors": dict(output.get("errors") or {}),
@@ -271,6 +285,10 @@ def _availability_from(source: str, block: dict[str, Any], activity: str | None)
         "downtime_windows": block.get("downtime_windows") or [],
         "total_downtime_s": number(block.get("total_downtime_s")),
         "longest_outage_s": number(block.get("longest_outage_s")),
+        "failure_equivalent_downtime_s": number(block.get("failure_equivalent_downtime_s")),
+        "outage_windows": block.get("outage_windows") or [],
+        "outage_time_s": number(block.get("outage_time_s")),
+        "longest_outage_window_s": number(block.get("longest_outage_window_s")),
         "still_down": bool(block.get("still_down")),
     }
 
@@ -314,6 +332,10 @@ def _k6(journal: dict[str, Any], origin: float | None) -> dict[str, Any] | None:
         "downtime_windows": windows,
         "total_downtime_s": number(result.get("total_downtime_s")),
         "longest_outage_s": number(result.get("longest_outage_s")),
+        **_outage_figures(result, origin),
+        "dropped_iterations": result.get("dropped_iterations"),
+        "max_vus": result.get("max_vus"),
+        "timeline_keyed_by": result.get("timeline_keyed_by") or "completion time",
         "started_at": iso(number(result.get("started_at"))),
         "ended_at": iso(number(result.get("ended_at"))),
         "error": result.get("error"),
@@ -599,6 +621,7 @@ def summarize_experiment(
             **summary,
             "latency_ms": _latency_ms_from_s(summary["latency_s"]),
             "downtime_windows": [_window(w, origin) for w in summary["downtime_windows"]],
+            **_outage_figures(summary, origin),
         }
         availability = _availability_from("samples", block, None)
     elif k6 is not None and k6.get("requests"):

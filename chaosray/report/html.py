@@ -112,8 +112,8 @@ def _comparison(suite: dict[str, Any], slugs: list[str]) -> str:
                 _e(fmt_ms(row["p50_ms"])),
                 _e(fmt_ms(row["p95_ms"])),
                 _e(fmt_ms(row["p99_ms"])),
-                _e(fmt_s(row["total_downtime_s"])),
-                _e(fmt_s(row["longest_outage_s"])),
+                _e(fmt_s(row["failure_equivalent_downtime_s"])),
+                _e(fmt_s(row["outage_time_s"])),
                 (
                     f'<span title="{_e(row["key_recovery"])}">{_e(fmt_recovery(row))}</span>'
                     if row["key_recovery"]
@@ -143,8 +143,14 @@ def _figures(experiment: dict[str, Any]) -> str:
         ("P50", fmt_ms(latency.get("p50"))),
         ("P95", fmt_ms(latency.get("p95"))),
         ("P99", fmt_ms(latency.get("p99"))),
-        ("total downtime", fmt_s(availability.get("total_downtime_s"))),
-        ("longest outage", fmt_s(availability.get("longest_outage_s"))),
+        ("failure-equivalent downtime", fmt_s(availability.get("failure_equivalent_downtime_s"))),
+        (
+            "outage windows (> 50 % failed over 1 s)",
+            f"{len(availability.get('outage_windows') or [])}, total "
+            f"{fmt_s(availability.get('outage_time_s'))}, longest "
+            f"{fmt_s(availability.get('longest_outage_window_s'))}",
+        ),
+        ("runs of consecutive failures", fmt_s(availability.get("total_downtime_s"))),
     ]
     if key:
         items.append(
@@ -256,14 +262,17 @@ def _k6(k6: dict[str, Any]) -> str:
                                            f"{_e(k6.get('exit_reason'))})"
                                            if k6.get("exit_code") is not None else "")],
         ["mode", _e(k6.get("mode"))],
-        ["requests", f"{_e(k6.get('requests'))} ({_e(k6.get('failed'))} failed)"],
+        ["requests", f"{_e(k6.get('requests'))} ({_e(k6.get('failed'))} failed, of which "
+                     f"{_e(k6.get('dropped_iterations') or 0)} dropped by k6 for want of a VU; "
+                     f"max VUs {_e(k6.get('max_vus'))})"],
         ["success rate", _e(fmt_rate(k6.get("success_rate")))],
         ["latency", " / ".join(f"{k.upper()} {fmt_ms(latency.get(k))}"
                                for k in ("p50", "p95", "p99", "avg", "max"))],
         ["thresholds", _e(thresholds or "none")],
-        ["downtime", f"total {_e(fmt_s(k6.get('total_downtime_s')))}, longest "
-                     f"{_e(fmt_s(k6.get('longest_outage_s')))}, "
-                     f"{len(k6.get('downtime_windows') or [])} window(s)"],
+        ["failure-equivalent downtime", _e(fmt_s(k6.get("failure_equivalent_downtime_s")))],
+        ["outage windows", f"{len(k6.get('outage_windows') or [])}, total "
+                           f"{_e(fmt_s(k6.get('outage_time_s')))} (timeline by "
+                           f"{_e(k6.get('timeline_keyed_by'))})"],
     ]  # fmt: skip
     if k6.get("error"):
         rows.append(["error", _e(k6["error"])])
@@ -341,9 +350,18 @@ def _experiment(experiment: dict[str, Any], slug: str) -> str:
     if experiment["disruptions"]:
         parts.append("<h3>Disruptions</h3>" + _disruptions(experiment))
     windows = experiment["availability"].get("downtime_windows") or []
+    outages = experiment["availability"].get("outage_windows") or []
     if experiment["availability"].get("source") != "none":
         parts.append(
-            f"<h3>Downtime windows ({len(windows)})</h3>"
+            f"<h3>Outage windows ({len(outages)}): more than 50 % of requests failed over 1 s</h3>"
+            + (
+                _windows(outages)
+                if outages
+                else '<p class="note">None: the error rate never exceeded 50 % over 1 s.</p>'
+            )
+        )
+        parts.append(
+            f"<h3>Runs of consecutive failed requests ({len(windows)})</h3>"
             + (_windows(windows) if windows else '<p class="note">None: no request failed.</p>')
         )
     if experiment.get("k6"):

@@ -110,9 +110,14 @@ def _figures_text(experiment: dict[str, Any]) -> str:
         f"availability ({availability['source']}): success rate "
         f"{fmt_rate(availability.get('success_rate'))}, P50 {fmt_ms(latency.get('p50'))}, "
         f"P95 {fmt_ms(latency.get('p95'))}, P99 {fmt_ms(latency.get('p99'))}",
-        f"downtime: total {fmt_s(availability.get('total_downtime_s'))}, longest "
-        f"{fmt_s(availability.get('longest_outage_s'))}, "
-        f"{len(availability.get('downtime_windows') or [])} window(s)",
+        f"failure-equivalent downtime {fmt_s(availability.get('failure_equivalent_downtime_s'))}; "
+        f"outage windows (> 50 % failed over 1 s): "
+        f"{len(availability.get('outage_windows') or [])}, total "
+        f"{fmt_s(availability.get('outage_time_s'))}, longest "
+        f"{fmt_s(availability.get('longest_outage_window_s'))}",
+        f"runs of consecutive failures: {len(availability.get('downtime_windows') or [])}, "
+        f"total {fmt_s(availability.get('total_downtime_s'))}, longest "
+        f"{fmt_s(availability.get('longest_outage_s'))}",
     ]
     for figure in experiment["recovery"]:
         value = (
@@ -228,8 +233,8 @@ def console_table(suite: dict[str, Any]) -> Table:
             fmt_ms(row["p50_ms"]),
             fmt_ms(row["p95_ms"]),
             fmt_ms(row["p99_ms"]),
-            fmt_s(row["total_downtime_s"]),
-            fmt_s(row["longest_outage_s"]),
+            fmt_s(row["failure_equivalent_downtime_s"]),
+            fmt_s(row["outage_time_s"]),
             fmt_recovery(row),
         )
     return table

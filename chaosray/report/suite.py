@@ -20,8 +20,8 @@ COLUMNS: list[dict[str, str | None]] = [
     {"key": "p50_ms", "title": "P50", "unit": "ms"},
     {"key": "p95_ms", "title": "P95", "unit": "ms"},
     {"key": "p99_ms", "title": "P99", "unit": "ms"},
-    {"key": "total_downtime_s", "title": "Total downtime", "unit": "s"},
-    {"key": "longest_outage_s", "title": "Longest outage", "unit": "s"},
+    {"key": "failure_equivalent_downtime_s", "title": "Failure-equiv. downtime", "unit": "s"},
+    {"key": "outage_time_s", "title": "Outage windows", "unit": "s"},
     {"key": "key_recovery_s", "title": "Key recovery", "unit": "s"},
 ]
 
@@ -49,6 +49,9 @@ def comparison_row(experiment: dict[str, Any]) -> dict[str, Any]:
         "p99_ms": latency.get("p99"),
         "total_downtime_s": availability.get("total_downtime_s"),
         "longest_outage_s": availability.get("longest_outage_s"),
+        "failure_equivalent_downtime_s": availability.get("failure_equivalent_downtime_s"),
+        "outage_time_s": availability.get("outage_time_s"),
+        "outage_windows": len(availability.get("outage_windows") or []),
         "availability_source": availability.get("source"),
         "key_recovery_s": key.get("seconds"),
         "key_recovery": f"{key['activity']}: {key['metric']}" if key else None,
@@ -67,7 +70,8 @@ def summarize_suite(
     """Put experiment summaries (from :func:`summarize_experiment`, in run
     order) into one ``chaosray.report.suite/v1`` document: the list, a
     comparison table (one row per experiment: verdict, success rate,
-    P50/P95/P99, total downtime, longest outage, key recovery time) and totals.
+    P50/P95/P99, failure-equivalent downtime, time in outage windows, key
+    recovery time) and totals.
     ``started`` / ``ended``: the suite's start and end (RFC 3339).
     ``metadata``: anything the caller wants kept with the run (context,
     results folder); it must be JSON-serialisable. The suite passes only when

@@ -164,6 +164,19 @@ def _disruption_marks(
     return parts
 
 
+def shaded_windows(experiment: dict[str, Any]) -> list[dict[str, Any]]:
+    """The windows the plots shade: the outage windows (sliding error rate)
+    where the summary has them, else the runs of consecutive failures (older
+    journals)."""
+    availability = experiment.get("availability") or {}
+    if (
+        "outage_windows" in availability
+        and availability.get("failure_equivalent_downtime_s") is not None
+    ):
+        return list(availability.get("outage_windows") or [])
+    return list(availability.get("downtime_windows") or [])
+
+
 def _downtime_shades(
     axis: TimeAxis, windows: list[dict[str, Any]], top: float, bottom: float
 ) -> list[str]:
@@ -228,8 +241,7 @@ def availability_chart(experiment: dict[str, Any], axis: TimeAxis) -> str | None
         )
         parts.append(_text(LEFT - 6, y(tick) + 4, f"{tick:g}", "end", "tick"))
     parts.append(_text(14, (top + bottom) / 2, "requests/s", "middle", "ylabel vertical"))
-    windows = (experiment.get("availability") or {}).get("downtime_windows") or []
-    parts += _downtime_shades(axis, windows, top, bottom)
+    parts += _downtime_shades(axis, shaded_windows(experiment), top, bottom)
     for point in points:
         step = max(1, point.get("step", 1))
         x0, x1 = axis.x(point["offset_s"]), axis.x(point["offset_s"] + step)
@@ -322,8 +334,7 @@ def latency_chart(experiment: dict[str, Any], axis: TimeAxis) -> str | None:
         _text(14, (top + bottom) / 2, "latency ms" + (" (log)" if log else ""), "middle",
               "ylabel vertical")
     )  # fmt: skip
-    windows = (experiment.get("availability") or {}).get("downtime_windows") or []
-    parts += _downtime_shades(axis, windows, top, bottom)
+    parts += _downtime_shades(axis, shaded_windows(experiment), top, bottom)
     for key, color, _label in keys:
         coords = []
         for point in points:

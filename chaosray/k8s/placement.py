@@ -1,0 +1,136 @@
+"""Which node a drain takes, and whether the pod it evicts has somewhere to go.
+
+Helpers for ``drain_node`` and the pre-validation probe
+``spare_node_for_drain``: both choose the node with :func:`choose_drain_node`,
+so the check and the drain agree on the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from kubernetes import client
+from kubernetes.utils import parse_quantity
+
+from chaosray.k8s.client import REQUEST_TIMEOUT
+from chaosray.k8s.pods import is_ready, is_terminating, list_pods, pick_pod, read, require_pods
+
+__all__: list[str] = []  # helpers, not activities
+
+RESOURCES = ("cpu", "memory")
+
+
+@dataclass(frozen=True)
+class DrainTarget:
+    node: str
+    pod: Any  # the pod of the selector whose node it is
+    avoided: dict[str, list[str]]  # node -> pods of the avoid selector on it
+
+
+def choose_drain_node(
+    core: client.CoreV1Api,
+    namespace: str,
+    label_selector: str,
+    avoid_label_selector: str | None = None,
+    pick: str = "oldest",
+    seed: int | None = None,
+) -> DrainTarget:
+    """The node of a Ready pod of ``label_selector`` (the ``oldest``, or a
+    ``random`` one) among the nodes that run no pod of
+    ``avoid_label_selector`` (the Ray head, say)."""
+    pods, _ = require_pods(core, namespace, label_selector)
+    ready = [p for p in pods if is_ready(p) and p.spec.node_name]
+    if not ready:
+        raise ActivityFailed(f"no Ready, scheduled pod matches {label_selector!r} in {namespace!r}")
+    avoided: dict[str, list[str]] = {}
+    if avoid_label_selector:
+        for pod in list_pods(core, namespace, avoid_label_selector).items:
+            if pod.spec.node_name and not is_terminating(pod):
+                avoided.setdefault(pod.spec.node_name, []).append(pod.metadata.name)
+    candidates = [p for p in ready if p.spec.node_name not in avoided]
+    if not candidates:
+        where = ", ".join(f"{p.metadata.name} on {p.spec.node_name}" for p in ready)
+        raise ActivityFailed(
+            f"every node that runs a Ready pod of {label_selector!r} also runs a pod of "
+            f"{avoid_label_selector!r} ({where}): no node to drain without it"
+        )
+    chosen = pick_pod(candidates, pick, seed)
+    return DrainTarget(str(chosen.spec.node_name), chosen, avoided)
+
+
+def pods_on_node(core: client.CoreV1Api, node: str) -> list[Any]:
+    listing = read(
+        lambda: core.list_pod_for_all_namespaces(
+            field_selector=f"spec.nodeName={node}", _request_timeout=REQUEST_TIMEOUT
+        ),
+        f"list pods on node {node}",
+    )
+    return list(listing.items)
+
+
+def pod_requests(pod: Any) -> dict[str, float]:
+    """CPU (cores) and memory (bytes) the pod requests, as the scheduler
+    counts them: the sum of its containers, or its largest init container if
+    that is more."""
+
+    def total(containers: list[Any]) -> dict[str, float]:
+        out = dict.fromkeys(RESOURCES, 0.0)
+        for container in containers or []:
+            requests = (container.resources.requests if container.resources else None) or {}
+            for name in RESOURCES:
+                if name in requests:
+                    out[name] += float(parse_quantity(requests[name]))
+        return out
+
+    main = total(pod.spec.containers)
+    for init in pod.spec.init_containers or []:
+        one = total([init])
+        for name in RESOURCES:
+            main[name] = max(main[name], one[name])
+    return main
+
+
+def _tolerates(pod: Any, taint: Any) -> bool:
+    for toleration in pod.spec.tolerations or []:
+        if toleration.effect not in (None, "", taint.effect):
+            continue
+        if toleration.operator == "Exists" and toleration.key in (None, "", taint.key):
+            return True
+        if toleration.key == taint.key and (toleration.value or "") == (taint.value or ""):
+            return True
+    return False
+
+
+def why_pod_does_not_fit(pod: Any, node: Any, pods_there: list[Any]) -> str | None:
+    """None when ``pod`` could be scheduled on ``node`` as far as readiness,
+    cordon, taints, nodeSelector and requested CPU/memory go (not affinity or
+    ports); else the first reason it could not."""
+    ready = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
+    if ready is None or ready.status != "True":
+        return "not Ready"
+    if node.spec.unschedulable:
+        return "cordoned"
+    for taint in node.spec.taints or []:
+        if taint.effect in ("NoSchedule", "NoExecute") and not _tolerates(pod, taint):
+            return f"taint {taint.key}={taint.value or ''}:{taint.effect} not tolerated"
+    labels = node.metadata.labels or {}
+    for key, value in (pod.spec.node_selector or {}).items():
+        if labels.get(key) != value:
+            return f"nodeSelector {key}={value} does not match"
+    wanted = pod_requests(pod)
+    allocatable = node.status.allocatable or {}
+    for name in RESOURCES:
+        if not wanted[name]:
+            continue
+        used = sum(
+            pod_requests(p)[name]
+            for p in pods_there
+            if not is_terminating(p)
+            and (p.status is None or p.status.phase not in ("Succeeded", "Failed"))
+        )
+        free = float(parse_quantity(allocatable.get(name, "0"))) - used
+        if free < wanted[name]:
+            return f"{name}: {free:g} free, {wanted[name]:g} requested"
+    return None
