@@ -182,6 +182,7 @@ class SlidingOutages:
         self._failed_in_window = 0
         self._last_failed = 0.0
         self._first: float | None = None
+        self._last_end = float("-inf")
 
     def add(self, sent: float, ok: bool) -> None:
         if self._first is None:
@@ -203,7 +204,10 @@ class SlidingOutages:
         )
         if self._start is None:
             if out:
-                self._start = next(t for t, good in self._recent if not good)
+                # Windows never overlap: a new one starts after the last one ended.
+                self._start = next(
+                    t for t, good in self._recent if not good and t >= self._last_end
+                )
                 self._failed_in_window = sum(
                     1 for t, good in self._recent if not good and t >= self._start
                 )
@@ -218,6 +222,7 @@ class SlidingOutages:
                 break
             end = t
         self._closed.append(DowntimeWindow(self._start, end, self._failed_in_window))
+        self._last_end = end
         self._start = None
 
     def windows(self) -> list[DowntimeWindow]:

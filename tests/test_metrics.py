@@ -216,3 +216,19 @@ def test_the_outage_definition_is_configurable_and_checked() -> None:
     assert lower["outage_definition"] == {"window_s": 1.0, "failed_share_above": 0.3}
     with pytest.raises(ValueError, match="out of range"):
         RequestStats(outage_threshold=1.0)
+
+
+def test_outage_windows_of_a_flapping_service_never_overlap() -> None:
+    # A service flapping in runs of random length (the lab's redis-delete
+    # gave overlapping windows before windows were made to start after the
+    # previous end).
+    rng = random.Random(7)
+    pattern: list[bool] = []
+    while len(pattern) < 3000:
+        pattern += [rng.random() < 0.5] * rng.randint(1, 15)
+    summary = _stats(lambda i: pattern[i], len(pattern)).summary()
+    windows = summary["outage_windows"]
+    assert len(windows) > 10
+    for before, after in zip(windows, windows[1:], strict=False):
+        assert before["end"] <= after["start"], (before, after)
+    assert sum(w["failed_requests"] for w in windows) <= summary["failed"]
