@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test setup cluster-binaries lab-binaries lab-image cluster-up cluster-down lab-up lab-down lab-status lint pytest pytest-lab clean
+.PHONY: test setup cluster-binaries lab-binaries lab-image cluster-up cluster-down lab-up lab-down lab-status demo lint pytest pytest-lab clean
 
 test: setup cluster-binaries lab-binaries lab-image lint pytest pytest-lab
 
@@ -37,6 +37,11 @@ lab-up: setup cluster-binaries lab-binaries lab-image
 
 lab-down:
 	$(VENV)/bin/chaosray lab down
+
+# The whole suite on the lab (lab up first if it is not), short timings
+# (chaosray/experiments/profiles/short.json); results in ./results/<stamp>/.
+demo: setup cluster-binaries lab-binaries lab-image
+	$(VENV)/bin/chaosray lab demo
 
 lab-status:
 	$(VENV)/bin/chaosray lab status

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     lab_up.add_argument(
         "--no-deploy", action="store_true", help="nodes only, no reference deployment"
     )
+    lab_demo = lab_commands.add_parser(
+        "demo",
+        help="bring the lab up (if it is not) and run the whole suite on it with the "
+        "short-timing profile (experiments/profiles/short.json); prints the report's path",
+    )
+    lab_demo.add_argument(
+        "--results-dir", type=Path, default=Path("results"),
+        help="where the suite writes its results folder (default: ./results)",
+    )  # fmt: skip
     lab_commands.add_parser("down", help="stop everything and undo every change to the machine")
     lab_commands.add_parser(
         "status", help="what runs and what does not (exit 1 if anything is down)"
@@ -209,6 +219,8 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
         if args.lab_command == "down":
             lab.down(where, lambda line: console.print(line, soft_wrap=True))
             return 0
+        if args.lab_command == "demo":
+            return _lab_demo(where, args.results_dir, console)
         lab.require_root()
         rows = lab.status(where)
         for part, ok, detail in rows:
@@ -222,6 +234,29 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
     except KeyboardInterrupt:
         console.print("interrupted: run `chaosray lab down` to remove what was started")
         return 130
+
+
+def _lab_demo(where: Any, results_dir: Path, console: Console) -> int:
+    """The suite against the lab, as a newcomer's first run (README)."""
+    import subprocess
+
+    from chaosray.lab import lab
+    from chaosray.suite.runner import default_experiments_dir
+
+    result = lab.up(where, lambda line: console.print(line, soft_wrap=True))
+    profile = default_experiments_dir() / "profiles" / "short.json"
+    console.print(
+        f"Running the suite on the lab ({profile.name}: short baselines and observations)",
+        soft_wrap=True,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAOSRAY_")}
+    env["KUBECONFIG"] = result["kubeconfig"]
+    done = subprocess.run(
+        [sys.executable, "-m", "chaosray.cli", "suite", "run", "--var-file", str(profile),
+         "--inference-url", result["inference_url"], "--results-dir", str(results_dir)],
+        env=env, check=False,
+    )  # fmt: skip
+    return done.returncode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,6 +73,8 @@ def test_the_wheel_carries_the_k6_script_the_experiments_and_the_deployment(
     assert "chaosray/load/assets/load.js" in names
     for experiment in SUITE_ORDER:
         assert f"chaosray/experiments/{experiment}.json" in names
+    # `chaosray lab demo` runs the suite with it.
+    assert "chaosray/experiments/profiles/short.json" in names
     # `chaosray lab up` applies the reference deployment from the package.
     deploy = {n for n in names if n.startswith("chaosray/deploy/")}
     assert {f"chaosray/deploy/base/{n}" for n in (

@@ -37,6 +37,7 @@ __all__ = [
     "ray_gcs_healthy",
     "ray_head_recovery",
     "ray_operational",
+    "ray_operational_throughout",
     "ray_serve_applications",
     "ray_serve_proxies",
     "ray_zombie_workers",
@@ -286,6 +287,99 @@ def ray_operational(
     )
     if require and not result["operational"]:
         raise ActivityFailed(f"Ray is not operational: {result['reason']}")
+    return result
+
+
+def ray_operational_throughout(
+    expected_alive: int,
+    duration: float = 60.0,
+    interval: float = 1.0,
+    tolerate_outage_s: float = 0.0,
+    recovery_timeout: float = 300.0,
+    require: bool = False,
+    cluster: str | None = None,
+    service: str | None = None,
+    namespace: str = "default",
+    dashboard_url: str | None = None,
+    head_service: str | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Ray's operation over a window, not at one instant: `ray_operational`
+    sampled every `interval` seconds for `duration` seconds (each sample
+    bounded by the dashboard's own timeouts), and on past the window, up to
+    `recovery_timeout` seconds more, while the last sample is still bad.
+
+    Returns `samples`, `bad_samples`, `first_bad` / `last_bad` (epoch, the
+    first and the last bad instant), `recovered_at` (the first good sample
+    after the last bad one), `outage_s` (first bad to recovered, or to the end
+    while still bad), `still_bad`, `reasons` (the distinct reasons, first
+    seen first) and `ok`. `ok` holds when Ray was never bad, or, with
+    `tolerate_outage_s` (a Redis primary's loss restarts the GCS: give how
+    long that may take), when it recovered within that many seconds. With
+    `require` the probe fails when not `ok`."""
+    if not isinstance(duration, int | float) or duration < 0:
+        raise ActivityFailed(f"duration must be a number of seconds >= 0, got {duration!r}")
+    if not isinstance(interval, int | float) or interval <= 0:
+        raise ActivityFailed(f"interval must be a positive number of seconds, got {interval!r}")
+    started = time.time()
+    end, hard_end = started + duration, started + duration + max(0.0, recovery_timeout)
+    samples = bad = 0
+    first_bad: float | None = None
+    last_bad: float | None = None
+    recovered_at: float | None = None
+    reasons: list[str] = []
+    while True:
+        at = time.time()
+        state = _operational(
+            expected_alive, cluster, service, namespace, dashboard_url, head_service,
+            configuration, secrets,
+        )  # fmt: skip
+        samples += 1
+        if state["operational"]:
+            if last_bad is not None and recovered_at is None:
+                recovered_at = at
+                logger.info(f"Ray operational again after {at - (first_bad or at):.1f}s")
+        else:
+            bad += 1
+            first_bad = at if first_bad is None else first_bad
+            last_bad, recovered_at = at, None
+            reason = str(state["reason"])
+            if reason not in reasons and len(reasons) < 10:
+                reasons.append(reason)
+        now = time.time()
+        still_bad = not state["operational"]
+        if now >= hard_end or (now >= end and not still_bad):
+            break
+        time.sleep(max(0.0, min(interval - (now - at), hard_end - now)))
+    outage = None
+    if first_bad is not None:
+        outage = (recovered_at if recovered_at is not None else time.time()) - first_bad
+    ok = bad == 0 or (
+        recovered_at is not None and outage is not None and outage <= tolerate_outage_s
+    )
+    result = {
+        "ok": ok,
+        "samples": samples,
+        "bad_samples": bad,
+        "first_bad": first_bad,
+        "last_bad": last_bad,
+        "recovered_at": recovered_at,
+        "outage_s": outage,
+        "still_bad": still_bad,
+        "tolerate_outage_s": tolerate_outage_s,
+        "reasons": reasons,
+        "window_s": time.time() - started,
+    }
+    if require and not ok:
+        what = (
+            f"still not operational after {result['window_s']:.0f}s"
+            if still_bad
+            else f"not operational for {outage:.1f}s (tolerated: {tolerate_outage_s:g}s)"
+        )
+        raise ActivityFailed(
+            f"Ray was {what}; {bad} of {samples} samples bad; first reason: {reasons[0]}"
+        )
     return result
 
 

@@ -262,6 +262,22 @@ def redis_statefulset_health(
     }
 
 
+# The last Redis pod deleted by role, per (namespace, selector): what
+# wait_for_redis_rejoin compares the primary after with (activities of one
+# experiment share this process).
+_deleted_roles: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def record_deleted_role(
+    namespace: str, label_selector: str, pod: str, role: str, primary_before: str
+) -> None:
+    _deleted_roles[(namespace, label_selector)] = {
+        "pod": pod,
+        "role": role,
+        "primary_before": primary_before,
+    }
+
+
 def wait_for_redis_rejoin(
     namespace: str = "default",
     label_selector: str = "app=redis",
@@ -280,7 +296,10 @@ def wait_for_redis_rejoin(
 
     Returns `recovery_s` (deletion to Ready, from Kubernetes' timestamps),
     `rejoin_s` (from the disruption until replication was whole, as observed),
-    `ready_wait` (the pod wait's details) and `replication` (the final status).
+    `ready_wait` (the pod wait's details) and `replication` (the final status);
+    after `delete_redis_pod`, also `deleted` (pod and role) and `failover`
+    (`primary_before`, `primary_after`, `happened`: the Sentinels promoted
+    another pod).
     Fails naming what was still wrong at the timeout.
     """
     started = time.monotonic()
@@ -308,9 +327,18 @@ def wait_for_redis_rejoin(
             wrong = "; ".join(status["problems"]) or "replicas missing"
             raise ActivityFailed(f"Redis did not rejoin within {timeout:g}s: {wrong}")
         time.sleep(0.5)
-    return {
+    result = {
         "recovery_s": ready["recovery_s"],
         "rejoin_s": max(0.0, time.time() - to_epoch(ready["since"])),
         "ready_wait": ready,
         "replication": status,
     }
+    deleted = _deleted_roles.get((namespace, label_selector))
+    if deleted is not None:
+        result["deleted"] = dict(deleted)
+        result["failover"] = {
+            "primary_before": deleted["primary_before"],
+            "primary_after": status["primary"],
+            "happened": status["primary"] != deleted["primary_before"],
+        }
+    return result

@@ -5,8 +5,8 @@ own activities or the Kubernetes API, authenticated with the bearer token of
 deploy/base/40-chaosray-rbac.yaml, and read Ray's own node table and Serve
 status through the dashboard (through the API server's proxy).
 
-The lab (``chaoslab-test``) comes up once for the module and goes down at
-its end; the last test proves ``down`` leaves nothing behind.
+The lab comes up once for the session (tests/lab/conftest.py); the last test
+here proves ``down`` leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -17,156 +17,37 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 import requests
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from chaosray.k8s import actions
-from chaosray.lab import host, lab, layout, network
-from chaosray.ray import probes
+from chaosray.lab import host, lab, network
 from chaosray.redis import probes as redis_probes
 from chaosray.wait import wait_until
 from tests.chaos_cli import k6_control_experiment, run_experiment
-
-LAB = layout.Lab(name="chaoslab-test")
-NAMESPACE = "ray-serve"
-CLUSTER = "ray-serve"
-WORKERS = lab.WORKERS
-HEAD = lab.HEAD
-LAB_IMAGE = "lab.local/chaosray-ray:2.60.0"
-RECOVERY_TIMEOUT = 420
-
-
-def machine_state() -> dict[str, Any]:
-    """What the lab may change on the machine, in the test session's own
-    network namespace (where the lab's host end lives)."""
-    return {
-        "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
-        "links": sorted(
-            line.split(":")[1].strip().split("@")[0]
-            for line in host.run(["ip", "-o", "link", "show"]).splitlines()
-        ),
-        "routes": host.run(["ip", "route", "show"]).splitlines(),
-        "iptables": [
-            line
-            for line in host.run(["iptables-save"]).splitlines()
-            if not line.startswith("#") and not line.startswith(":")  # comments, counters
-        ],
-        "mounts": [p for p in host.mounts_under(LAB.base_dir)],
-        "processes": [p.pid for p in host.processes_mentioning(str(LAB.dir))],
-        "cgroups": [str(p) for p in host.cgroups_left(LAB.cgroup_parent)],
-        "sysctls": host.read_sysctls(layout.KUBELET_SYSCTLS),
-        "var_lib_kubelet": layout.KUBELET_SHARED_DIR.exists(),
-        "lab_dir": LAB.dir.exists(),
-    }
-
-
-@pytest.fixture(scope="module")
-def before() -> dict[str, Any]:
-    lab.down(LAB, print)  # a lab left by an aborted run must not be counted as "before"
-    return machine_state()
-
-
-@pytest.fixture(scope="module")
-def the_lab(before: dict[str, Any]) -> Iterator[dict[str, str]]:
-    started = time.monotonic()
-    try:
-        result = lab.up(LAB, print)
-    except BaseException:
-        print(f"lab logs in {LAB.logs}")
-        lab.down(LAB, print)
-        raise
-    print(f"lab up in {time.monotonic() - started:.0f}s")
-    yield result
-    lab.down(LAB, print)
-
-
-@pytest.fixture
-def as_chaosray(the_lab: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> client.CoreV1Api:
-    """chaosray's activities (and this client) act with the lab's token."""
-    monkeypatch.setenv("KUBECONFIG", the_lab["kubeconfig"])
-    monkeypatch.delenv("KUBERNETES_CONTEXT", raising=False)
-    return client.CoreV1Api(config.new_client_from_config(config_file=the_lab["kubeconfig"]))
-
-
-def admin(the_lab: dict[str, str]) -> client.CoreV1Api:
-    return client.CoreV1Api(config.new_client_from_config(config_file=the_lab["admin_kubeconfig"]))
-
-
-def ready_pods(core: client.CoreV1Api, selector: str) -> list[Any]:
-    return [
-        p
-        for p in core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
-        if lab._ready(p)
-    ]
-
-
-def ray_nodes() -> dict[str, Any]:
-    return probes.ray_alive_nodes(cluster=CLUSTER, namespace=NAMESPACE)
-
-
-def serve_replicas_by_node() -> dict[str, int]:
-    """RUNNING replicas of the inference app per Ray node id, from the dashboard."""
-    apps = probes.ray_serve_applications(cluster=CLUSTER, namespace=NAMESPACE)
-    assert apps["all_running"], apps
-    return dict(apps["replicas_per_node"])
-
-
-def whole(core: client.CoreV1Api) -> bool:
-    """3 Ready workers, a Ready head, 3 RUNNING replicas on 3 distinct nodes."""
-    if len(ready_pods(core, WORKERS)) != 3 or len(ready_pods(core, HEAD)) != 1:
-        return False
-    replicas = serve_replicas_by_node()
-    return len(replicas) == 3 and set(replicas.values()) == {1}
-
-
-def wait_whole(core: client.CoreV1Api, what: str) -> None:
-    wait_until(
-        lambda: whole(core),
-        timeout=RECOVERY_TIMEOUT,
-        interval=1,
-        max_interval=3,
-        description=what,
-        ignore=(Exception,),
-    )
-
-
-def serving(url: str, in_a_row: int = 20, timeout: float = 90) -> None:
-    """Wait until ``in_a_row`` requests in a row answer through the
-    LoadBalancer. After a pod moves, kube-proxy's rules can still send a
-    connection to the gone pod's address for a while (seen in CI: "No route
-    to host" after the drain, Ray and Kubernetes already whole); that lag is
-    what #13/#15 measure, here it must end."""
-
-    def answers() -> bool:
-        return all(lab.inference_answers(url) for _ in range(in_a_row))
-
-    wait_until(answers, timeout=timeout, interval=1, description=f"{in_a_row} answers in a row")
-
-
-def exec_in(
-    the_lab: dict[str, str], pod: str, container: str, *command: str
-) -> subprocess.CompletedProcess[str]:
-    """``kubectl exec`` as the admin (the token's RBAC is not under test here)."""
-    kubectl = lab.Binaries.load().cluster["KUBECTL"]
-    return subprocess.run(
-        [kubectl, "--kubeconfig", the_lab["admin_kubeconfig"], "-n", NAMESPACE, "exec",
-         pod, "-c", container, "--", *command],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-
-
-def infer(url: str) -> dict[str, Any]:
-    answer = requests.post(url, json={"text": "great and fast"}, timeout=5)
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
+from tests.lab.helpers import (
+    HEAD,
+    LAB,
+    LAB_IMAGE,
+    NAMESPACE,
+    RECOVERY_TIMEOUT,
+    WORKERS,
+    admin,
+    exec_in,
+    infer,
+    machine_state,
+    ray_nodes,
+    ready_pods,
+    serve_replicas_by_node,
+    serving,
+    wait_whole,
+)
 
 
 def test_the_lab_needs_root_and_says_so() -> None:

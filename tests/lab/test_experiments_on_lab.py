@@ -1,0 +1,246 @@
+"""Every experiment end to end on the lab (issue #13): ``chaosray suite run``
+(what ``make demo`` runs) with the short-timing profile, then each
+experiment with ``chaos run`` in a case built to fail. Real kubelets,
+containerd, KubeRay and Ray do what they do; chaosray acts with the token of
+deploy/base/40-chaosray-rbac.yaml. Nothing here plays a component.
+
+This module runs before tests/lab/test_lab.py (whose last test takes the lab
+down); every test starts from a whole reference deployment and leaves one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from chaosray.suite.runner import ALL
+from tests.chaos_cli import chaos_argv
+from tests.lab.helpers import HEAD, WORKERS, admin, ready_pods, wait_whole
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "chaosray" / "experiments"
+SHORT = EXPERIMENTS / "profiles" / "short.json"
+
+
+def _env(the_lab: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAOSRAY_")}
+    env["KUBECONFIG"] = the_lab["kubeconfig"]
+    return env
+
+
+def _output(journal: dict[str, Any], name: str) -> Any:
+    entry = next(r for r in journal["run"] if r["activity"]["name"] == name)
+    return entry.get("output")
+
+
+def _entry(journal: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(r for r in journal["run"] if r["activity"]["name"] == name)
+
+
+@pytest.fixture
+def whole_lab(the_lab: dict[str, str]) -> dict[str, str]:
+    """The reference deployment whole before the test."""
+    wait_whole(admin(the_lab), "the reference deployment whole before the test")
+    return the_lab
+
+
+def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figures(
+    whole_lab: dict[str, str], tmp_path: Path
+) -> None:
+    core = admin(whole_lab)
+    head_node = ready_pods(core, HEAD)[0].spec.node_name
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("chaosray")), "suite", "run",
+         "--var-file", str(SHORT), "--inference-url", whole_lab["inference_url"],
+         "--results-dir", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=2400, env=_env(whole_lab),
+    )  # fmt: skip
+    wall = time.monotonic() - started
+    print(done.stdout)
+    (folder,) = (tmp_path / "results").iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    rows = {r["experiment"]: r for r in summary["comparison"]["rows"]}
+    print(f"suite wall time {wall:.0f}s")
+    for name, row in rows.items():
+        print(
+            f"{name}: success {row['success_rate']}, p99 {row['p99_ms']} ms, "
+            f"failure-equivalent {row['failure_equivalent_downtime_s']} s, outage windows "
+            f"{row['outage_windows']} ({row['outage_time_s']} s), key recovery "
+            f"{row['key_recovery']} {row['key_recovery_s']} s"
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list(rows) == ALL
+    assert all(r["verdict"] == "passed" for r in rows.values()), rows
+    journals = {n: json.loads((folder / f"{n}.journal.json").read_text()) for n in ALL}
+    for name in ALL[1:-1]:  # the disruptive scenarios measured real traffic
+        row = rows[name]
+        assert row["success_rate"] is not None and row["p99_ms"] is not None, row
+        assert row["failure_equivalent_downtime_s"] is not None, row
+        k6 = journals[name]["chaosray"]["k6"]
+        assert k6["timeline_keyed_by"] == "send time"
+        assert k6["requests"] == k6["requests_sent"] + k6["dropped_iterations"]
+
+    # node-drain: a worker's node without the head; the pods beside it named.
+    drain = _output(journals["node-drain"], "drain-a-worker-node")
+    assert drain["node"] != head_node
+    assert "workers-worker" in drain["chosen_by"]
+    assert all(p["evicted_at"] for p in drain["pods"])
+    evicted = {p["pod"] for p in drain["pods"]}
+    assert evicted == {drain["chosen_by"], *drain["co_located"]} - {
+        s["pod"] for s in drain["skipped"]
+    }
+    spare = _output(journals["pre-validation"], "spare-node-for-a-drained-worker")
+    assert spare["ok"] is True and spare["node_to_drain"] not in spare["fits"]
+
+    # sequential: each deletion waited until the previous replacement was Ready.
+    steps = _output(journals["sequential-worker-delete"], "delete-workers-one-by-one")["steps"]
+    assert len(steps) == 3
+    assert all(s["ready_before"] == 3 and s["check"] == "passed" for s in steps), steps
+
+    # redis-delete: a replica by default; Ray operational at every sample.
+    deleted = _output(journals["redis-delete"], "delete-one-redis-pod")
+    assert deleted["role"] == "replica"
+    assert deleted["pod"] != deleted["primary_before"]
+    assert deleted["pod"] in deleted["replicas_before"]
+    throughout = _output(journals["redis-delete"], "ray-stays-operational")
+    assert throughout["ok"] is True and throughout["bad_samples"] == 0
+    assert throughout["samples"] >= 10
+    rejoin = _output(journals["redis-delete"], "redis-rejoins")
+    assert rejoin["failover"] == {
+        "primary_before": deleted["primary_before"],
+        "primary_after": deleted["primary_before"],
+        "happened": False,
+    }
+
+    report = (folder / "report.html").read_text()
+    for name in ALL:
+        assert name in report
+    assert "Outage windows" in report
+
+
+def _chaos_run(
+    the_lab: dict[str, str], name: str, tmp_path: Path, configuration: dict[str, Any]
+) -> tuple[int, dict[str, Any], str]:
+    short = json.loads(SHORT.read_text())["configuration"]
+    declared = json.loads((EXPERIMENTS / f"{name}.json").read_text())["configuration"]
+    values = {**short, "inference_url": the_lab["inference_url"], **configuration}
+    var_file = tmp_path / "vars.json"
+    var_file.write_text(
+        json.dumps({"configuration": {k: v for k, v in values.items() if k in declared}})
+    )
+    journal = tmp_path / "journal.json"
+    done = subprocess.run(
+        [*chaos_argv("--log-file", str(tmp_path / "chaos.log"), "run"),
+         "--journal-path", str(journal), "--var-file", str(var_file),
+         str(EXPERIMENTS / f"{name}.json")],
+        capture_output=True, text=True, timeout=1200, env=_env(the_lab),
+    )  # fmt: skip
+    return done.returncode, json.loads(journal.read_text()), done.stdout + done.stderr
+
+
+def _worker_names(core: client.CoreV1Api) -> set[str]:
+    return {p.metadata.name for p in ready_pods(core, WORKERS)}
+
+
+def _cordoned(core: client.CoreV1Api) -> list[str]:
+    return [n.metadata.name for n in core.list_node().items if n.spec.unschedulable]
+
+
+def _verdict(journal: dict[str, Any]) -> dict[str, Any]:
+    verdict: dict[str, Any] = journal["chaosray"]["verdict"]
+    return verdict
+
+
+def test_validation_fails_on_a_service_that_is_not_whole(
+    whole_lab: dict[str, str], tmp_path: Path
+) -> None:
+    # Asked for four workers, the lab has three: both validations must say so.
+    for name in ("pre-validation", "post-validation"):
+        code, journal, out = _chaos_run(whole_lab, name, tmp_path, {"expected_workers": 4})
+        assert code == 1, out
+        assert journal["deviated"] is True and _verdict(journal)["passed"] is False
+        assert "ray-workers-ready" in json.dumps(_verdict(journal)["reasons"])
+
+
+@pytest.mark.parametrize("name", ["worker-delete", "sequential-worker-delete"])
+def test_a_delete_that_would_leave_too_few_ready_workers_deletes_nothing(
+    whole_lab: dict[str, str], tmp_path: Path, name: str
+) -> None:
+    core = admin(whole_lab)
+    before = _worker_names(core)
+    code, journal, out = _chaos_run(
+        whole_lab, name, tmp_path, {"min_ready_workers": 3, "replacement_timeout_s": 5.0}
+    )
+    assert code == 1, out
+    action = (
+        "delete-one-worker-and-watch" if name == "worker-delete" else "delete-workers-one-by-one"
+    )
+    entry = _entry(journal, action)
+    assert entry["status"] == "failed"
+    assert "sequence stopped before step 1" in entry["exception"][-1]
+    assert "fewer than min_ready=3" in entry["exception"][-1]
+    assert _verdict(journal)["passed"] is False
+    assert _worker_names(core) == before  # nothing was deleted
+
+
+def test_a_drain_whose_pods_outlive_the_termination_timeout_fails_and_uncordons(
+    whole_lab: dict[str, str], tmp_path: Path
+) -> None:
+    core = admin(whole_lab)
+    code, journal, out = _chaos_run(
+        whole_lab, "node-drain", tmp_path, {"termination_timeout_s": 0.5}
+    )
+    assert code == 1, out
+    entry = _entry(journal, "drain-a-worker-node")
+    assert entry["status"] == "failed"
+    assert "did not terminate within the termination timeout" in entry["exception"][-1]
+    assert _verdict(journal)["passed"] is False
+    assert _cordoned(core) == []  # the failed drain uncordoned, the rollback checked
+    wait_whole(core, "the workers back after the failed drain")
+
+
+def test_losing_the_redis_primary_stops_ray_and_the_experiment_says_for_how_long(
+    whole_lab: dict[str, str], tmp_path: Path
+) -> None:
+    core = admin(whole_lab)
+    code, journal, out = _chaos_run(
+        whole_lab, "redis-delete", tmp_path,
+        {"redis_delete_role": "primary", "ray_outage_tolerance_s": 0.0},
+    )  # fmt: skip
+    assert code == 1, out
+    deleted = _output(journal, "delete-one-redis-pod")
+    assert deleted["role"] == "primary" and deleted["pod"] == deleted["primary_before"]
+    entry = _entry(journal, "ray-stays-operational")
+    assert entry["status"] == "failed"
+    assert "Ray was " in entry["exception"][-1]
+    rejoin = _output(journal, "redis-rejoins")
+    assert rejoin["failover"]["primary_before"] == deleted["pod"]
+    assert rejoin["failover"]["happened"] is True  # the Sentinels promoted a replica
+    assert rejoin["failover"]["primary_after"] in deleted["replicas_before"]
+    assert _verdict(journal)["passed"] is False
+    wait_whole(core, "Ray back after the Redis primary's loss")
+
+
+def test_a_head_that_is_not_back_in_time_fails_head_delete(
+    whole_lab: dict[str, str], tmp_path: Path
+) -> None:
+    core = admin(whole_lab)
+    old_head = ready_pods(core, HEAD)[0].metadata.name
+    code, journal, out = _chaos_run(
+        whole_lab, "head-delete", tmp_path, {"head_ready_timeout_s": 3.0}
+    )
+    assert code == 1, out
+    assert _output(journal, "delete-ray-head")["pod"] == old_head
+    entry = _entry(journal, "head-ready-and-workers-reconnect")
+    assert entry["status"] == "failed"
+    assert _verdict(journal)["passed"] is False
+    wait_whole(core, "the new head and its workers")
+    assert ready_pods(core, HEAD)[0].metadata.name != old_head
