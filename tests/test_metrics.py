@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime
 from typing import Any
@@ -229,6 +230,6 @@ def test_outage_windows_of_a_flapping_service_never_overlap() -> None:
     summary = _stats(lambda i: pattern[i], len(pattern)).summary()
     windows = summary["outage_windows"]
     assert len(windows) > 10
-    for before, after in zip(windows, windows[1:], strict=False):
+    for before, after in itertools.pairwise(windows):
         assert before["end"] <= after["start"], (before, after)
     assert sum(w["failed_requests"] for w in windows) <= summary["failed"]

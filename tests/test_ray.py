@@ -4,7 +4,6 @@ server service proxy; KubeRay status against the real operator."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,14 +15,13 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from chaosray.k8s.proxy import api_proxy
-from chaosray.nlb.probes import inference_request
 from chaosray.ray import actions, probes
 from chaosray.wait import wait_until
 from tests.rig.kube import NAMESPACE, KubeCluster, make_test_pod, token_kubeconfig
 from tests.rig.netns import NetnsHost, start_netns_host
 from tests.rig.procs import free_port
 from tests.rig.ray_cluster import LocalRayCluster
-from tests.rig.ray_pods import RIG_CLUSTER, set_pod_ip, stand_in_pods
+from tests.rig.ray_pods import RIG_CLUSTER, set_pod_ip
 
 pytestmark = pytest.mark.slow
 
@@ -323,85 +321,6 @@ def test_dashboard_unreachable_is_a_clear_error(kubeconfig: KubeCluster) -> None
         probes.ray_alive_nodes(RIG_CLUSTER, dashboard_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(ActivityFailed, match=r"HTTP 404 services \"no-such-svc\" not found"):
         probes.ray_alive_nodes(RIG_CLUSTER, namespace=NAMESPACE, head_service="no-such-svc")
-
-
-# --- zombies, head loss and reconnection ----------------------------------------------------
-
-
-def test_head_loss_workers_keep_serving_and_reconnect(
-    topology: KubeCluster, kubeconfig: KubeCluster, ray_cluster: LocalRayCluster, tmp_path: Path
-) -> None:
-    core = topology.core()
-    stand_in_pods(core, ray_cluster)
-    assert probes.ray_zombie_workers(**_direct(ray_cluster))["zombies"] == []
-    worker_url = next(iter(ray_cluster.worker_proxy_urls.values()))
-
-    ray_cluster.kill_head()
-    head_pod = actions.delete_ray_head(cluster=RIG_CLUSTER, namespace=NAMESPACE)
-    assert head_pod["pod"] == "rig-ray-head-0"
-    assert probes.ray_gcs_healthy(**_direct(ray_cluster)) is False
-    with pytest.raises(ActivityFailed, match="does not answer"):
-        probes.ray_alive_nodes(**_direct(ray_cluster))
-    served = inference_request(url=worker_url, method="GET", retries=0)
-    assert served["ok"] is True  # GCS fault tolerance: workers keep serving
-
-    def bring_back() -> None:
-        time.sleep(2)
-        core.create_namespaced_pod(
-            NAMESPACE,
-            make_test_pod(
-                "rig-ray-head-1", {"ray.io/cluster": RIG_CLUSTER, "ray.io/node-type": "head"}
-            ),
-        )
-        ray_cluster.restart_head()
-
-    helper = threading.Thread(target=bring_back)
-    helper.start()
-    result = probes.ray_head_recovery(
-        cluster=RIG_CLUSTER,
-        namespace=NAMESPACE,
-        head_timeout=60,
-        reconnect_timeout=120,
-        dashboard_url=ray_cluster.dashboard_url,
-    )
-    helper.join()
-    assert result["zombies"] == [] and result["alive"] == 3
-    assert result["head"]["since_source"] == "delete of pod rig-ray-head-0"
-    assert 0 < result["head_ready_s"] < 60
-    assert 0 <= result["workers_reconnect_s"] < 120
-    table = probes.ray_alive_nodes(**_direct(ray_cluster))
-    assert table["alive"] == 4 and table["dead"] >= 1  # the old head stays DEAD
-    print(
-        f"\nworkers reconnected {result['workers_reconnect_s']:.1f}s after the new head was Ready"
-    )
-
-
-def test_a_dead_ray_worker_behind_a_ready_pod_is_a_zombie(
-    kubeconfig: KubeCluster, ray_cluster: LocalRayCluster
-) -> None:
-    # Runs after the head test: the stand-in pods exist only within a topology
-    # test, so make them again here.
-    core = kubeconfig.core()
-    stand_in_pods(core, ray_cluster)
-    try:
-        victim = ray_cluster.live_workers()[0]
-        ray_cluster.kill_worker(victim)
-        wait_until(
-            lambda: ray_cluster.node_states().get(victim.node_id) == "DEAD",
-            timeout=30,
-            description="the killed worker DEAD in Ray",
-        )
-        zombies = probes.ray_zombie_workers(**_direct(ray_cluster))
-        victim_pod = next(
-            p
-            for p, _ in zombies["workers"].items()
-            if core.read_namespaced_pod(p, NAMESPACE).status.pod_ip == victim.ip
-        )
-        assert zombies["zombies"] == [victim_pod]
-        operational = probes.ray_operational(4, **_direct(ray_cluster))
-        assert operational["operational"] is False and "3 ALIVE nodes" in operational["reason"]
-    finally:
-        core.delete_collection_namespaced_pod(NAMESPACE, label_selector="rig.chaosray/test-pod")
 
 
 def test_rayservice_status_and_its_pending_cluster(kubeconfig: KubeCluster) -> None:
