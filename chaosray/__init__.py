@@ -18,6 +18,7 @@ ACTIVITY_MODULES: list[str] = [
     "chaosray.ray.probes",
     "chaosray.ray.actions",
     "chaosray.redis.probes",
+    "chaosray.redis.actions",
 ]
 
 
