@@ -8,14 +8,24 @@ the waits measure recovery from.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
 from chaosray.k8s.actions import delete_pod
-from chaosray.ray.dashboard import ray_selector, resolve_cluster_name
+from chaosray.ray.dashboard import (
+    Dashboard,
+    DashboardUnreachable,
+    nodes,
+    ray_selector,
+    record_deleted_head,
+    resolve_cluster_name,
+)
 
 __all__ = ["delete_ray_head", "delete_ray_worker"]
+
+logger = logging.getLogger("chaostoolkit")
 
 
 def delete_ray_head(
@@ -23,14 +33,32 @@ def delete_ray_head(
     service: str | None = None,
     namespace: str = "default",
     grace_period: int | None = None,
+    dashboard_url: str | None = None,
+    head_service: str | None = None,
     dry_run: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
     """Delete the head pod of RayCluster `cluster` (or of RayService
-    `service`'s active cluster). Returns `pod`, `node`, `deleted_at`,
-    `dry_run`, and `cluster`."""
+    `service`'s active cluster). First asks the dashboard (as the probes
+    reach it) for the head's Ray node id, which `ray_head_recovery` then
+    expects DEAD in the new head's node table. Returns `pod`, `node`,
+    `deleted_at`, `dry_run`, `cluster` and `ray_node_id` (null when the
+    dashboard did not answer)."""
     name = resolve_cluster_name(namespace, cluster, service, secrets)
+    head_node: str | None = None
+    try:
+        dashboard = Dashboard.for_cluster(namespace, name, dashboard_url, head_service)
+        head_node = next(
+            (
+                str(n["node_id"])
+                for n in nodes(dashboard, secrets)
+                if n.get("is_head_node") and n.get("state") == "ALIVE"
+            ),
+            None,
+        )
+    except DashboardUnreachable as exc:
+        logger.info(f"Ray head's node id unknown (dashboard: {exc})")
     result = delete_pod(
         ray_selector(name, "head"),
         namespace,
@@ -39,7 +67,9 @@ def delete_ray_head(
         configuration=configuration,
         secrets=secrets,
     )
-    return {**result, "cluster": name}
+    if not result["dry_run"]:
+        record_deleted_head(namespace, name, head_node)
+    return {**result, "cluster": name, "ray_node_id": head_node}
 
 
 def delete_ray_worker(

@@ -100,6 +100,15 @@ class Dashboard:
     head_service: str | None = None
     port_name: str = "dashboard"
 
+    @classmethod
+    def for_cluster(
+        cls, namespace: str, cluster: str, url: str | None, head_service: str | None
+    ) -> Dashboard:
+        """``url`` when given, else the API server's proxy to the head service."""
+        if url:
+            return cls(namespace, cluster, url=url)
+        return cls(namespace, cluster, head_service=head_service)
+
     @property
     def where(self) -> str:
         if self.url:
@@ -229,3 +238,17 @@ def nodes(dashboard: Dashboard, secrets: Secrets) -> list[dict[str, Any]]:
 def serve_applications(dashboard: Dashboard, secrets: Secrets) -> dict[str, Any]:
     """The dashboard's Serve REST API answer (applications, proxies, ...)."""
     return dict(dashboard.get("api/serve/applications/", None, secrets))
+
+
+# The Ray node id of each head chaosray deleted, per (namespace, cluster):
+# ray_head_recovery checks that node DEAD in the new head's table
+# (activities of one experiment share this process).
+_deleted_head_nodes: dict[tuple[str, str], str | None] = {}
+
+
+def record_deleted_head(namespace: str, cluster: str, node_id: str | None) -> None:
+    _deleted_head_nodes[(namespace, cluster)] = node_id
+
+
+def deleted_head_node(namespace: str, cluster: str) -> str | None:
+    return _deleted_head_nodes.get((namespace, cluster))

@@ -18,12 +18,13 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosray.k8s.client import core_v1
-from chaosray.k8s.pods import is_ready, list_pods
+from chaosray.k8s.pods import is_ready, last_disruption, list_pods
 from chaosray.k8s.probes import wait_for_ready_pods
 from chaosray.metrics import to_epoch
 from chaosray.ray.dashboard import (
     Dashboard,
     DashboardUnreachable,
+    deleted_head_node,
     nodes,
     ray_selector,
     read_ray_object,
@@ -57,9 +58,9 @@ def _dashboard(
     secrets: Secrets,
 ) -> Dashboard:
     if dashboard_url:
-        return Dashboard(namespace, cluster or service or "ray", url=dashboard_url)
+        return Dashboard.for_cluster(namespace, cluster or service or "ray", dashboard_url, None)
     name = resolve_cluster_name(namespace, cluster, service, secrets)
-    return Dashboard(namespace, name, head_service=head_service)
+    return Dashboard.for_cluster(namespace, name, None, head_service)
 
 
 def raycluster_status(
@@ -442,6 +443,61 @@ def ray_zombie_workers(
     return {"zombies": zombies, "count": len(zombies), "workers": workers}
 
 
+def _reconnection(
+    name: str,
+    namespace: str,
+    old_head: str | None,
+    dashboard_url: str | None,
+    head_service: str | None,
+    secrets: Secrets,
+) -> dict[str, Any] | None:
+    """What the new head says about each Ready worker pod, from two signals
+    that only the restarted cluster can give: its Serve controller runs on
+    the new head pod, and a worker's Serve proxy is HEALTHY under that
+    controller (it health-checked the proxy after the restart); plus the old
+    head's Ray node DEAD in the new node table. A restarted GCS loads every
+    node it knew as ALIVE from Redis before any raylet has reconnected (Ray's
+    GcsNodeManager::Initialize), so ALIVE alone proves nothing."""
+    core = core_v1(secrets)
+    heads = [p for p in list_pods(core, namespace, ray_selector(name, "head")).items if is_ready(p)]
+    workers = [
+        p.metadata.name
+        for p in list_pods(core, namespace, ray_selector(name, "worker")).items
+        if is_ready(p)
+    ]
+    if not heads:
+        return None
+    new_head = heads[0].metadata.name
+    dashboard = _dashboard(namespace, name, None, dashboard_url, head_service, secrets)
+    try:
+        body = serve_applications(dashboard, secrets)
+        table = nodes(dashboard, secrets)
+    except DashboardUnreachable:
+        return None
+    controller = body.get("controller_info") or {}
+    controller_on_new_head = controller.get("node_instance_id") == new_head
+    healthy_on = {
+        str(p.get("node_instance_id"))
+        for p in (body.get("proxies") or {}).values()
+        if isinstance(p, dict) and p.get("status") == "HEALTHY"
+    }
+    old_head_node = deleted_head_node(namespace, name)
+    old_head_state = next(
+        (str(n.get("state")) for n in table if old_head_node and n.get("node_id") == old_head_node),
+        None,
+    )
+    reconnected = sorted(w for w in workers if controller_on_new_head and w in healthy_on)
+    return {
+        "new_head": new_head,
+        "controller_on_new_head": controller_on_new_head,
+        "workers": sorted(workers),
+        "reconnected": reconnected,
+        "zombies": sorted(set(workers) - set(reconnected)),
+        "old_head_node_id": old_head_node,
+        "old_head_state": old_head_state,
+    }
+
+
 def ray_head_recovery(
     cluster: str | None = None,
     service: str | None = None,
@@ -455,51 +511,64 @@ def ray_head_recovery(
 ) -> dict[str, Any]:
     """After the head pod is deleted: wait (at most `head_timeout` s) for the
     new head pod to be Ready, then (at most `reconnect_timeout` s) for every
-    Ready worker pod to be ALIVE again in the new head's node table.
+    Ready worker pod to show a sign of life only a reconnected worker gives:
+    Serve's controller running on the new head and the worker's Serve proxy
+    HEALTHY under it. (A restarted GCS lists every node it knew as ALIVE
+    before any raylet reconnects, so the node table alone would be believed
+    too early.)
 
     Returns `head_ready_s` (deletion to Ready, Kubernetes' timestamps),
-    `workers_reconnect_s` (from the head Ready, as observed), `alive`,
-    `zombies` (Ready worker pods still without an ALIVE node), `head`
-    (the wait's details). Fails when either wait times out.
+    `workers_reconnect_s` (from the head Ready until the last worker's proxy
+    was HEALTHY under the new controller, as observed), `reconnected`
+    (worker pods), `alive` (how many), `zombies` (Ready worker pods with no
+    such sign, by name), `old_head` (the deleted head pod),
+    `old_head_node_id` (its Ray node, as `delete_ray_head` saw it) and
+    `old_head_state` (that node in the new node table: DEAD once the new GCS
+    has given up on it), `head` (the wait's details). Fails, naming the
+    zombies, when either wait times out.
     """
     name = resolve_cluster_name(namespace, cluster, service, secrets)
+    disruption = last_disruption(namespace, ray_selector(name, "head"))
+    old_head = disruption.pod if disruption is not None else None
     head = wait_for_ready_pods(
         ray_selector(name, "head"), 1, namespace, head_timeout, None, configuration, secrets
     )
     head_ready_at = to_epoch(head["recovered_at"]) if head["recovered_at"] else time.time()
+    last: dict[str, Any] = {}
 
     def reconnected() -> dict[str, Any] | None:
-        try:
-            found = ray_zombie_workers(
-                name, None, namespace, dashboard_url, head_service, configuration, secrets
-            )
-        except DashboardUnreachable:
-            return None
-        return found if found["workers"] and not found["zombies"] else None
+        found = _reconnection(name, namespace, old_head, dashboard_url, head_service, secrets)
+        if found is not None:
+            last.update(found)
+        return found if found and found["workers"] and not found["zombies"] else None
 
     try:
         final = wait_until(
             reconnected,
             timeout=reconnect_timeout,
             interval=0.5,
-            description="every worker to be ALIVE in the new head's node table",
+            description="every worker's Serve proxy HEALTHY under the new head's controller",
         )
     except WaitTimeout:
-        try:
-            left = ray_zombie_workers(
-                name, None, namespace, dashboard_url, head_service, configuration, secrets
-            )["zombies"]
-        except DashboardUnreachable as exc:
-            left = [f"(dashboard unreachable: {exc})"]
+        zombies = last.get("zombies") or ["(the new head's dashboard never answered)"]
         raise ActivityFailed(
             f"workers did not reconnect within {reconnect_timeout:g}s of the new head being "
-            f"Ready; not ALIVE in Ray: {', '.join(left)}"
+            f"Ready; no HEALTHY Serve proxy under the new controller for: {', '.join(zombies)}"
+            + (
+                ""
+                if last.get("controller_on_new_head", True)
+                else " (Serve's controller is not on the new head yet)"
+            )
         ) from None
     observed_at = time.time()
     return {
         "head_ready_s": head["recovery_s"],
         "workers_reconnect_s": max(0.0, observed_at - head_ready_at),
-        "alive": len(final["workers"]),
+        "reconnected": final["reconnected"],
+        "alive": len(final["reconnected"]),
         "zombies": final["zombies"],
+        "old_head": old_head,
+        "old_head_node_id": final["old_head_node_id"],
+        "old_head_state": final["old_head_state"],
         "head": head,
     }

@@ -120,6 +120,21 @@ def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figur
         "happened": False,
     }
 
+    # head-delete: reconnection from a positive signal, not the restored node table.
+    recovery = _output(journals["head-delete"], "head-ready-and-workers-reconnect")
+    workers_now = sorted(p.metadata.name for p in ready_pods(core, WORKERS))
+    assert recovery["reconnected"] == workers_now and recovery["zombies"] == []
+    deleted_head = _output(journals["head-delete"], "delete-ray-head")
+    assert (
+        deleted_head["ray_node_id"] and recovery["old_head_node_id"] == deleted_head["ray_node_id"]
+    )
+    # The new GCS knows the old head's node: it read the node table back from Redis.
+    assert recovery["old_head_state"] in ("ALIVE", "DEAD")
+    print(
+        f"head-delete: head Ready {recovery['head_ready_s']} s after the delete, workers "
+        f"reconnected {recovery['workers_reconnect_s']:.1f} s later, old head {recovery['old_head_state']}"
+    )
+
     report = (folder / "report.html").read_text()
     for name in ALL:
         assert name in report
