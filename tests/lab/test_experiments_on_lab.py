@@ -132,7 +132,8 @@ def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figur
     assert recovery["old_head_state"] in ("ALIVE", "DEAD")
     print(
         f"head-delete: head Ready {recovery['head_ready_s']} s after the delete, workers "
-        f"reconnected {recovery['workers_reconnect_s']:.1f} s later, old head {recovery['old_head_state']}"
+        f"reconnected {recovery['workers_reconnect_s']:.1f} s later, "
+        f"old head {recovery['old_head_state']}"
     )
 
     report = (folder / "report.html").read_text()
