@@ -22,6 +22,7 @@ from chaosray.ray.dashboard import (
     record_deleted_head,
     resolve_cluster_name,
 )
+from chaosray.safety import is_dry_run
 
 __all__ = ["delete_ray_head", "delete_ray_worker"]
 
@@ -48,6 +49,8 @@ def delete_ray_head(
     name = resolve_cluster_name(namespace, cluster, service, secrets)
     head_node: str | None = None
     try:
+        if is_dry_run(dry_run, configuration):
+            raise DashboardUnreachable("not asked in a dry run")
         dashboard = Dashboard.for_cluster(namespace, name, dashboard_url, head_service)
         head_node = next(
             (
