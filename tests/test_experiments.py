@@ -295,11 +295,16 @@ def test_sequential_worker_delete_stops_below_the_minimum(
     topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
 ) -> None:
     _cordon_all(topology.core())
-    run = _run("sequential-worker-delete", topology, scheduled_server, tmp_path)
+    run = _run(
+        "sequential-worker-delete", topology, scheduled_server, tmp_path,
+        replacement_timeout_s=3.0,
+    )  # fmt: skip
     assert run.returncode == 1
     reasons = " ".join(_verdict(run)["reasons"])
-    assert "sequence stopped after step 2: only 1 pods" in reasons
-    assert len(ready_pods(topology.core(), WORKERS)) == 1
+    # No replacement can start: the second deletion is refused before it happens.
+    assert "sequence stopped before step 2: deleting" in reasons
+    assert "would leave 1 Ready pods" in reasons
+    assert len(ready_pods(topology.core(), WORKERS)) == 2
 
 
 # --- post-validation -----------------------------------------------------------------------
