@@ -15,14 +15,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-import requests
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -32,11 +30,9 @@ from chaosray.redis import probes as redis_probes
 from chaosray.wait import wait_until
 from tests.chaos_cli import k6_control_experiment, run_experiment
 from tests.lab.helpers import (
-    HEAD,
     LAB,
     LAB_IMAGE,
     NAMESPACE,
-    RECOVERY_TIMEOUT,
     WORKERS,
     admin,
     exec_in,
@@ -202,161 +198,11 @@ def test_deleting_a_worker_pod_kills_its_raylet_and_the_replacement_joins_with_a
     assert infer(the_lab["inference_url"])["result"] == "ok"
 
 
-def test_a_second_eviction_while_a_worker_is_gone_gets_429(
-    the_lab: dict[str, str], as_chaosray: client.CoreV1Api
-) -> None:
-    first, second = ready_pods(as_chaosray, WORKERS)[:2]
-
-    def evict(pod: Any) -> None:
-        as_chaosray.create_namespaced_pod_eviction(
-            pod.metadata.name,
-            NAMESPACE,
-            client.V1Eviction(
-                metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=NAMESPACE)
-            ),
-        )
-
-    evict(first)  # the PDB (minAvailable 2 of 3) allows one
-    with pytest.raises(ApiException) as refused:
-        evict(second)
-    assert refused.value.status == 429
-    assert (
-        as_chaosray.read_namespaced_pod(second.metadata.name, NAMESPACE).metadata.deletion_timestamp
-        is None
-    )
-    wait_whole(as_chaosray, "the evicted worker's replacement")
-
-
-def test_a_drained_worker_node_gets_its_worker_back_elsewhere_and_it_serves(
-    the_lab: dict[str, str], as_chaosray: client.CoreV1Api
-) -> None:
-    redis_primary = _redis_primary(the_lab)
-    redis_nodes = {
-        p.spec.node_name: p.metadata.name
-        for p in as_chaosray.list_namespaced_pod(NAMESPACE, label_selector="app=redis").items
-    }
-    head_node = ready_pods(as_chaosray, HEAD)[0].spec.node_name
-    # A worker's node that holds neither the head nor the Redis primary.
-    candidates = [
-        p
-        for p in ready_pods(as_chaosray, WORKERS)
-        if p.spec.node_name != head_node and redis_nodes.get(p.spec.node_name) != redis_primary
-    ]
-    assert candidates, "no worker node without the head or the Redis primary"
-    worker = candidates[0]
-    node = worker.spec.node_name
-    try:
-        drained = actions.drain_node(name=node, namespace=NAMESPACE, timeout=300)
-        assert any(str(p["pod"]).endswith(worker.metadata.name) for p in drained["pods"]), drained
-        wait_whole(as_chaosray, "the drained worker rescheduled and serving")
-        serving(the_lab["inference_url"])
-        workers = ready_pods(as_chaosray, WORKERS)
-        assert node not in {p.spec.node_name for p in workers}
-        assert len({p.spec.node_name for p in workers}) == 3
-        assert infer(the_lab["inference_url"])["result"] == "ok"
-    finally:
-        actions.uncordon_node(node)
-    assert not admin(the_lab).read_node(node).spec.unschedulable
-
-
 def _redis_primary(the_lab: dict[str, str]) -> str:
     done = exec_in(the_lab, "redis-0", "sentinel", "redis-cli", "-p", "26379",
                    "sentinel", "get-master-addr-by-name", "mymaster")  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout.split(".")[0]  # redis-N.redis.ray-serve.svc.cluster.local
-
-
-class Load(threading.Thread):
-    """Requests at a steady rate to the LoadBalancer address, each recorded."""
-
-    def __init__(self, url: str, rate: float = 10) -> None:
-        super().__init__(daemon=True)
-        self.url, self.interval = url, 1 / rate
-        self.results: list[tuple[float, bool]] = []
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        session = requests.Session()
-        next_at = time.monotonic()
-        while not self.halt.is_set():
-            sent = time.time()
-            try:
-                answer = session.post(self.url, json={"text": "ok"}, timeout=2)
-                ok = answer.status_code == 200 and answer.json().get("result") == "ok"
-            except (requests.RequestException, ValueError):
-                ok = False
-            self.results.append((sent, ok))
-            next_at += self.interval
-            time.sleep(max(0.0, next_at - time.monotonic()))
-
-
-def test_deleting_the_head_pod_leaves_the_workers_serving_and_the_new_gcs_recovers_from_redis(
-    the_lab: dict[str, str], as_chaosray: client.CoreV1Api
-) -> None:
-    wait_whole(as_chaosray, "the deployment whole before the head delete")
-    workers = {p.metadata.name: p for p in ready_pods(as_chaosray, WORKERS)}
-    restarts = {name: p.status.container_statuses[0].restart_count for name, p in workers.items()}
-    table = ray_nodes()
-    worker_ips = {p.status.pod_ip for p in workers.values()}
-    worker_ids = {
-        n["node_id"] for n in table["nodes"] if n["state"] == "ALIVE" and n["node_ip"] in worker_ips
-    }
-    old_head = next(n["node_id"] for n in table["nodes"] if n["is_head"] and n["state"] == "ALIVE")
-    (head,) = ready_pods(as_chaosray, HEAD)
-    load = Load(the_lab["inference_url"])
-    load.start()
-    time.sleep(5)
-    deleted_at = time.time()
-    actions.delete_pod(HEAD, namespace=NAMESPACE, name=head.metadata.name)
-    try:
-        new_head = wait_until(
-            lambda: next(
-                (p for p in ready_pods(as_chaosray, HEAD) if p.metadata.name != head.metadata.name),
-                None,
-            ),
-            timeout=RECOVERY_TIMEOUT,
-            interval=1,
-            description="a new Ready head pod",
-        )
-        head_ready_s = time.time() - deleted_at
-
-        # Reconnected, not restarted: the same worker node ids are ALIVE under
-        # the new head (its GCS loaded them from Redis and their raylets came
-        # back), and the old head's node is DEAD.
-        def reconnected() -> bool:
-            nodes = ray_nodes()["nodes"]
-            alive = {n["node_id"] for n in nodes if n["state"] == "ALIVE"}
-            dead = {n["node_id"] for n in nodes if n["state"] == "DEAD"}
-            return worker_ids <= alive and old_head in dead
-
-        wait_until(
-            reconnected,
-            timeout=RECOVERY_TIMEOUT,
-            interval=1,
-            max_interval=2,
-            description="the workers ALIVE under the new head",
-            ignore=(Exception,),
-        )
-        wait_whole(as_chaosray, "Serve whole under the new head")
-        recovered_s = time.time() - deleted_at
-        time.sleep(5)
-    finally:
-        load.halt.set()
-        load.join(10)
-    during = [ok for sent, ok in load.results if sent >= deleted_at]
-    failed = during.count(False)
-    print(
-        f"head delete: new head Ready after {head_ready_s:.1f}s, whole again after "
-        f"{recovered_s:.1f}s; {failed} of {len(during)} requests failed during it"
-    )
-    assert new_head.metadata.name != head.metadata.name
-    assert len(during) > 50
-    # The workers' proxies kept answering while the head was gone.
-    assert failed / len(during) <= 0.05, f"{failed}/{len(during)} failed"
-    for name in workers:
-        now = as_chaosray.read_namespaced_pod(name, NAMESPACE)
-        assert now.metadata.deletion_timestamp is None
-        assert now.status.container_statuses[0].restart_count == restarts[name], name
 
 
 def test_a_k6_job_pod_runs_for_real_and_its_summary_is_read_from_its_log(
