@@ -31,7 +31,7 @@ EXPERIMENT_SCHEMA = "chaosray.report.experiment/v1"
 MONITOR_FUNC = "monitor_availability"
 K6_RUN_NAME = "k6-load"
 TIMELINE_RUN_NAME = "pod-timeline"
-DELETE_FUNCS = ("delete_pod", "delete_ray_head", "delete_ray_worker")
+DELETE_FUNCS = ("delete_pod", "delete_ray_head", "delete_ray_worker", "delete_redis_pod")
 # func -> (primary metric, secondary metrics): the figures each recovery probe returns.
 RECOVERY_FUNCS: dict[str, tuple[str, tuple[str, ...]]] = {
     "wait_for_ready_pods": ("recovery_s", ("observed_recovery_s",)),
