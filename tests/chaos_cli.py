@@ -34,6 +34,14 @@ class ChaosRun:
         return next(r for r in self.journal["run"] if r["activity"]["name"] == name)
 
 
+def _interruptible() -> None:
+    """In the child: Ctrl-C as a terminal gives it. A session started in the
+    background without job control (``cmd &`` in a script) ignores SIGINT,
+    children inherit that, and Python then installs no KeyboardInterrupt:
+    the Ctrl-C tests would send a signal chaos never sees."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_experiment(
     experiment: dict[str, Any],
     work_dir: Path,
@@ -63,6 +71,7 @@ def run_experiment(
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, **(env or {})},
+        preexec_fn=_interruptible,
     ) as proc:
         if interrupt_after is not None:
             time.sleep(interrupt_after)
