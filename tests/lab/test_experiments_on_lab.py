@@ -45,12 +45,14 @@ def _entry(journal: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def whole_lab(the_lab: dict[str, str]) -> dict[str, str]:
-    """The reference deployment whole before the test."""
+def whole_lab(the_lab: dict[str, str], as_chaosray: client.CoreV1Api) -> dict[str, str]:
+    """The reference deployment whole before the test (the dashboard probes
+    act with the lab's chaosray token, as_chaosray sets it)."""
     wait_whole(admin(the_lab), "the reference deployment whole before the test")
     return the_lab
 
 
+@pytest.mark.timeout(2700)  # the whole suite: about 19 minutes here
 def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figures(
     whole_lab: dict[str, str], tmp_path: Path
 ) -> None:
@@ -216,6 +218,7 @@ def test_a_delete_that_would_leave_too_few_ready_workers_deletes_nothing(
     assert _worker_names(core) == before  # nothing was deleted
 
 
+@pytest.mark.timeout(1200)
 def test_a_drain_whose_pods_outlive_the_termination_timeout_fails_and_uncordons(
     whole_lab: dict[str, str], tmp_path: Path
 ) -> None:
@@ -232,6 +235,7 @@ def test_a_drain_whose_pods_outlive_the_termination_timeout_fails_and_uncordons(
     wait_whole(core, "the workers back after the failed drain")
 
 
+@pytest.mark.timeout(1500)  # the GCS and head restart, then Ray whole again
 def test_losing_the_redis_primary_stops_ray_and_the_experiment_says_for_how_long(
     whole_lab: dict[str, str], tmp_path: Path
 ) -> None:
@@ -254,6 +258,7 @@ def test_losing_the_redis_primary_stops_ray_and_the_experiment_says_for_how_long
     wait_whole(core, "Ray back after the Redis primary's loss")
 
 
+@pytest.mark.timeout(1200)
 def test_a_head_that_is_not_back_in_time_fails_head_delete(
     whole_lab: dict[str, str], tmp_path: Path
 ) -> None:
