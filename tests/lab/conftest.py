@@ -1,6 +1,6 @@
 """The lab (``chaoslab-test``) comes up once for the session and goes down at
-its end; tests/lab/test_lab.py's last test proves ``down`` leaves nothing
-behind (its module runs last)."""
+its end; the order is set below: the lab's own tests on a fresh lab, then
+the experiments, then the test that proves ``down`` leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -41,3 +41,15 @@ def as_chaosray(the_lab: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> cli
     monkeypatch.setenv("KUBECONFIG", the_lab["kubeconfig"])
     monkeypatch.delenv("KUBERNETES_CONTEXT", raising=False)
     return client.CoreV1Api(config.new_client_from_config(config_file=the_lab["kubeconfig"]))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The lab's own tests (tests/lab/test_lab.py) on a fresh lab first, then
+    the experiments (which disrupt it for half an hour), and ``down`` last."""
+
+    def order(item: pytest.Item) -> int:
+        if item.name == "test_down_leaves_nothing_behind":
+            return 2
+        return 1 if "experiments" in item.nodeid.split("::")[0] else 0
+
+    items.sort(key=order)  # stable: each module keeps its own order

@@ -4,8 +4,9 @@ experiment with ``chaos run`` in a case built to fail. Real kubelets,
 containerd, KubeRay and Ray do what they do; chaosray acts with the token of
 deploy/base/40-chaosray-rbac.yaml. Nothing here plays a component.
 
-This module runs before tests/lab/test_lab.py (whose last test takes the lab
-down); every test starts from a whole reference deployment and leaves one.
+This module runs after tests/lab/test_lab.py's tests and before its last one
+(which takes the lab down; tests/lab/conftest.py orders them); every test
+starts from a whole reference deployment and leaves one.
 """
 
 from __future__ import annotations
