@@ -6,12 +6,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed
 from rich.console import Console
 
 from chaosray import __version__
+
+if TYPE_CHECKING:
+    from chaosray.lab import layout
 
 
 def _csv(value: str) -> list[str]:
@@ -236,7 +239,7 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
         return 130
 
 
-def _lab_demo(where: Any, results_dir: Path, console: Console) -> int:
+def _lab_demo(where: layout.Lab, results_dir: Path, console: Console) -> int:
     """The suite against the lab, as a newcomer's first run (README)."""
     import subprocess
 

@@ -60,6 +60,14 @@ __all__: list[str] = []  # pure logic, no activities
 
 DEFAULT_RELATIVE_ACCURACY = 0.005
 DEFAULT_EXACT_LIMIT = 10_000
+# The summary fields of the two availability figures (see the definitions).
+AVAILABILITY_FIGURES = (
+    "failure_equivalent_downtime_s",
+    "outage_windows",
+    "outage_time_s",
+    "longest_outage_window_s",
+    "outage_definition",
+)
 DEFAULT_OUTAGE_WINDOW_S = 1.0
 DEFAULT_OUTAGE_THRESHOLD = 0.5
 PERCENTILES = (50.0, 95.0, 99.0)

@@ -185,15 +185,16 @@ def _ready_enough_to_delete(
     core: client.CoreV1Api,
     namespace: str,
     label_selector: str,
+    listing: Any,
     victim: Any,
     min_ready: int | None,
     timeout: float,
 ) -> tuple[int, int, float]:
-    """Wait (watching the selector) until deleting ``victim`` leaves at least
-    ``min_ready`` Ready pods, for up to ``timeout`` seconds; returns the Ready
+    """Wait (watching the selector from ``listing``, its pod list) until
+    deleting ``victim`` leaves at least ``min_ready`` Ready pods, for up to
+    ``timeout`` seconds; returns the Ready
     count then, how many would be left, and the seconds waited."""
     started = time.monotonic()
-    listing = list_pods(core, namespace, label_selector)
     state = PodSet(listing.items)
 
     def left() -> int:
@@ -282,13 +283,14 @@ def delete_pods_sequentially(
         }
     steps: list[dict[str, Any]] = []
     for index, pod in enumerate(plan, start=1):
-        current = {p.metadata.name: p for p in list_pods(core, namespace, label_selector).items}
+        listing = list_pods(core, namespace, label_selector)
+        current = {p.metadata.name: p for p in listing.items}
         live = current.get(pod.metadata.name)
         if live is None or live.metadata.uid != pod.metadata.uid or is_terminating(live):
             steps.append({"step": index, "pod": pod.metadata.name, "skipped": "already gone"})
             continue
         ready_before, left, waited = _ready_enough_to_delete(
-            core, namespace, label_selector, live, min_ready, ready_timeout
+            core, namespace, label_selector, listing, live, min_ready, ready_timeout
         )
         if min_ready is not None and left < min_ready:
             raise ActivityFailed(

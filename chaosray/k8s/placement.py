@@ -26,7 +26,6 @@ RESOURCES = ("cpu", "memory")
 class DrainTarget:
     node: str
     pod: Any  # the pod of the selector whose node it is
-    avoided: dict[str, list[str]]  # node -> pods of the avoid selector on it
 
 
 def choose_drain_node(
@@ -44,11 +43,13 @@ def choose_drain_node(
     ready = [p for p in pods if is_ready(p) and p.spec.node_name]
     if not ready:
         raise ActivityFailed(f"no Ready, scheduled pod matches {label_selector!r} in {namespace!r}")
-    avoided: dict[str, list[str]] = {}
+    avoided: set[str] = set()
     if avoid_label_selector:
-        for pod in list_pods(core, namespace, avoid_label_selector).items:
-            if pod.spec.node_name and not is_terminating(pod):
-                avoided.setdefault(pod.spec.node_name, []).append(pod.metadata.name)
+        avoided = {
+            pod.spec.node_name
+            for pod in list_pods(core, namespace, avoid_label_selector).items
+            if pod.spec.node_name and not is_terminating(pod)
+        }
     candidates = [p for p in ready if p.spec.node_name not in avoided]
     if not candidates:
         where = ", ".join(f"{p.metadata.name} on {p.spec.node_name}" for p in ready)
@@ -57,7 +58,20 @@ def choose_drain_node(
             f"{avoid_label_selector!r} ({where}): no node to drain without it"
         )
     chosen = pick_pod(candidates, pick, seed)
-    return DrainTarget(str(chosen.spec.node_name), chosen, avoided)
+    return DrainTarget(str(chosen.spec.node_name), chosen)
+
+
+def pods_by_node(core: client.CoreV1Api) -> dict[str, list[Any]]:
+    """Every scheduled pod of the cluster, by node: one list call."""
+    listing = read(
+        lambda: core.list_pod_for_all_namespaces(_request_timeout=REQUEST_TIMEOUT),
+        "list pods in all namespaces",
+    )
+    by_node: dict[str, list[Any]] = {}
+    for pod in listing.items:
+        if pod.spec.node_name:
+            by_node.setdefault(pod.spec.node_name, []).append(pod)
+    return by_node
 
 
 def pods_on_node(core: client.CoreV1Api, node: str) -> list[Any]:

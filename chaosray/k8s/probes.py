@@ -14,7 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from chaosray.k8s.client import REQUEST_TIMEOUT, apps_v1, core_v1, policy_v1
-from chaosray.k8s.placement import choose_drain_node, pods_on_node, why_pod_does_not_fit
+from chaosray.k8s.placement import choose_drain_node, pods_by_node, why_pod_does_not_fit
 from chaosray.k8s.pods import (
     PodSet,
     api_message,
@@ -504,13 +504,14 @@ def spare_node_for_drain(
     core = core_v1(secrets)
     target = choose_drain_node(core, namespace, label_selector, avoid_label_selector, pick, seed)
     nodes = read(lambda: core.list_node(_request_timeout=REQUEST_TIMEOUT), "list nodes").items
+    placed = pods_by_node(core)
     fits: list[str] = []
     does_not_fit: dict[str, str] = {}
     for node in sorted(nodes, key=lambda n: n.metadata.name):
         name = node.metadata.name
         if name == target.node:
             continue
-        reason = why_pod_does_not_fit(target.pod, node, pods_on_node(core, name))
+        reason = why_pod_does_not_fit(target.pod, node, placed.get(name, []))
         if reason is None:
             fits.append(name)
         else:

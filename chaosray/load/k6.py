@@ -31,7 +31,7 @@ from typing import Any
 import requests
 from chaoslib.exceptions import ActivityFailed
 
-from chaosray.metrics import Request, RequestStats
+from chaosray.metrics import AVAILABILITY_FIGURES, Request, RequestStats
 from chaosray.wait import WaitTimeout, wait_until
 
 __all__: list[str] = []  # engine; the control is chaosray.load.control
@@ -59,13 +59,6 @@ EXIT_REASONS = {
 SUMMARY_BEGIN = "=====CHAOSRAY-K6-SUMMARY-BEGIN====="
 SUMMARY_END = "=====CHAOSRAY-K6-SUMMARY-END====="
 REORDER_WINDOW_S = 30.0
-OUTAGE_SUMMARY_KEYS = (
-    "failure_equivalent_downtime_s",
-    "outage_windows",
-    "outage_time_s",
-    "longest_outage_window_s",
-    "outage_definition",
-)
 
 _running: set[LocalK6] = set()
 _running_lock = threading.Lock()
@@ -327,7 +320,7 @@ def k6_result(
                 "downtime_windows": timeline_summary["downtime_windows"],
                 "total_downtime_s": timeline_summary["total_downtime_s"],
                 "longest_outage_s": timeline_summary["longest_outage_s"],
-                **{key: timeline_summary[key] for key in OUTAGE_SUMMARY_KEYS},
+                **{key: timeline_summary[key] for key in AVAILABILITY_FIGURES},
             }
         )
     if status == "error":

@@ -29,6 +29,26 @@ __all__ = ["delete_ray_head", "delete_ray_worker"]
 logger = logging.getLogger("chaostoolkit")
 
 
+def _alive_head_node(
+    namespace: str,
+    cluster: str,
+    dashboard_url: str | None,
+    head_service: str | None,
+    secrets: Secrets,
+) -> str | None:
+    """The Ray node id of the ALIVE head, or None when the dashboard does not answer."""
+    dashboard = Dashboard.for_cluster(namespace, cluster, dashboard_url, head_service)
+    try:
+        table = nodes(dashboard, secrets)
+    except DashboardUnreachable as exc:
+        logger.info(f"Ray head's node id unknown (dashboard: {exc})")
+        return None
+    return next(
+        (str(n["node_id"]) for n in table if n.get("is_head_node") and n.get("state") == "ALIVE"),
+        None,
+    )
+
+
 def delete_ray_head(
     cluster: str | None = None,
     service: str | None = None,
@@ -47,26 +67,15 @@ def delete_ray_head(
     `deleted_at`, `dry_run`, `cluster` and `ray_node_id` (null when the
     dashboard did not answer)."""
     name = resolve_cluster_name(namespace, cluster, service, secrets)
-    head_node: str | None = None
-    try:
-        if is_dry_run(dry_run, configuration):
-            raise DashboardUnreachable("not asked in a dry run")
-        dashboard = Dashboard.for_cluster(namespace, name, dashboard_url, head_service)
-        head_node = next(
-            (
-                str(n["node_id"])
-                for n in nodes(dashboard, secrets)
-                if n.get("is_head_node") and n.get("state") == "ALIVE"
-            ),
-            None,
-        )
-    except DashboardUnreachable as exc:
-        logger.info(f"Ray head's node id unknown (dashboard: {exc})")
+    dry = is_dry_run(dry_run, configuration)
+    head_node = (
+        None if dry else _alive_head_node(namespace, name, dashboard_url, head_service, secrets)
+    )
     result = delete_pod(
         ray_selector(name, "head"),
         namespace,
         grace_period=grace_period,
-        dry_run=dry_run,
+        dry_run=dry,
         configuration=configuration,
         secrets=secrets,
     )

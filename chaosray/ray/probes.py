@@ -22,6 +22,7 @@ from chaosray.k8s.pods import is_ready, last_disruption, list_pods
 from chaosray.k8s.probes import wait_for_ready_pods
 from chaosray.metrics import to_epoch
 from chaosray.ray.dashboard import (
+    NODE_TYPE_LABEL,
     Dashboard,
     DashboardUnreachable,
     deleted_head_node,
@@ -446,7 +447,6 @@ def ray_zombie_workers(
 def _reconnection(
     name: str,
     namespace: str,
-    old_head: str | None,
     dashboard_url: str | None,
     head_service: str | None,
     secrets: Secrets,
@@ -454,17 +454,20 @@ def _reconnection(
     """What the new head says about each Ready worker pod, from two signals
     that only the restarted cluster can give: its Serve controller runs on
     the new head pod, and a worker's Serve proxy is HEALTHY under that
-    controller (it health-checked the proxy after the restart); plus the old
-    head's Ray node DEAD in the new node table. A restarted GCS loads every
-    node it knew as ALIVE from Redis before any raylet has reconnected (Ray's
-    GcsNodeManager::Initialize), so ALIVE alone proves nothing."""
+    controller (it health-checked the proxy after the restart). A restarted
+    GCS loads every node it knew as ALIVE from Redis before any raylet has
+    reconnected (Ray's GcsNodeManager::Initialize), so ALIVE alone proves
+    nothing. Also the state of the deleted head's node in the new table
+    (reported, not required: the new GCS marks it DEAD only after its health
+    checks have failed)."""
     core = core_v1(secrets)
-    heads = [p for p in list_pods(core, namespace, ray_selector(name, "head")).items if is_ready(p)]
-    workers = [
-        p.metadata.name
-        for p in list_pods(core, namespace, ray_selector(name, "worker")).items
-        if is_ready(p)
-    ]
+    ready = [p for p in list_pods(core, namespace, ray_selector(name)).items if is_ready(p)]
+
+    def typed(node_type: str) -> list[Any]:
+        return [p for p in ready if (p.metadata.labels or {}).get(NODE_TYPE_LABEL) == node_type]
+
+    heads = typed("head")
+    workers = [p.metadata.name for p in typed("worker")]
     if not heads:
         return None
     new_head = heads[0].metadata.name
@@ -537,7 +540,7 @@ def ray_head_recovery(
     last: dict[str, Any] = {}
 
     def reconnected() -> dict[str, Any] | None:
-        found = _reconnection(name, namespace, old_head, dashboard_url, head_service, secrets)
+        found = _reconnection(name, namespace, dashboard_url, head_service, secrets)
         if found is not None:
             last.update(found)
         return found if found and found["workers"] and not found["zombies"] else None

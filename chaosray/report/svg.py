@@ -169,10 +169,7 @@ def shaded_windows(experiment: dict[str, Any]) -> list[dict[str, Any]]:
     where the summary has them, else the runs of consecutive failures (older
     journals)."""
     availability = experiment.get("availability") or {}
-    if (
-        "outage_windows" in availability
-        and availability.get("failure_equivalent_downtime_s") is not None
-    ):
+    if availability.get("failure_equivalent_downtime_s") is not None:  # measured with them
         return list(availability.get("outage_windows") or [])
     return list(availability.get("downtime_windows") or [])
 
