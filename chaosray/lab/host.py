@@ -95,6 +95,19 @@ def spawn(
     return proc.pid
 
 
+def write_config(path: Path, text: str) -> bool:
+    """Write a component's configuration file only when its content changes,
+    and say whether it did. kube-proxy exits on any write or rename of its
+    ``--config`` file (cmd/kube-proxy/app/options.go ``eventHandler``,
+    v1.34), so a second ``up`` that rewrote an unchanged file would leave the
+    lab with no kube-proxy and Service rules frozen at that instant."""
+    with contextlib.suppress(FileNotFoundError):
+        if path.read_text() == text:
+            return False
+    path.write_text(text)
+    return True
+
+
 def pid_of(pids: Path, name: str) -> int | None:
     """The live pid of a component started by :func:`spawn`, or None."""
     try:

@@ -161,7 +161,7 @@ def write_internal_kubeconfig(lab: layout.Lab) -> None:
                 value = entry[key].get(field)
                 if value and not Path(value).is_absolute():
                     entry[key][field] = str(lab.admin_kubeconfig.parent / value)
-    lab.internal_kubeconfig.write_text(yaml.safe_dump(kubeconfig))
+    host.write_config(lab.internal_kubeconfig, yaml.safe_dump(kubeconfig))
     lab.internal_kubeconfig.chmod(0o600)
 
 
@@ -230,10 +230,12 @@ def start_operator(lab: layout.Lab, bins: Binaries, say: Say) -> None:
 
 
 def start_dns_and_proxy(lab: layout.Lab, bins: Binaries, say: Say) -> None:
-    (lab.dir / "resolv.conf").write_text(f"nameserver {layout.DNS_ADDRESS}\n")
+    host.write_config(lab.dir / "resolv.conf", f"nameserver {layout.DNS_ADDRESS}\n")
     # No `forward`: names outside the cluster get NXDOMAIN here, never a
     # query to an upstream resolver.
-    (lab.dir / "Corefile").write_text(f"""\
+    host.write_config(
+        lab.dir / "Corefile",
+        f"""\
 cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
     bind {layout.DNS_ADDRESS}
     errors
@@ -250,7 +252,8 @@ cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
         rcode NXDOMAIN
     }}
 }}
-""")
+""",
+    )
     host.spawn(
         "coredns",
         [bins.lab["COREDNS"], "-conf", str(lab.dir / "Corefile")],
@@ -259,7 +262,8 @@ cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
         netns=lab.netns,
     )
     first = lab.nodes[0]
-    (lab.dir / "kube-proxy.yaml").write_text(
+    changed = host.write_config(
+        lab.dir / "kube-proxy.yaml",
         yaml.safe_dump(
             {
                 "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
@@ -278,8 +282,10 @@ cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
                     "tcpCloseWaitTimeout": "0s",
                 },
             }
-        )
+        ),
     )
+    if changed:  # it would exit by itself on the write; restart it now, not never
+        host.stop(lab.pids, "kube-proxy")
     host.spawn(
         "kube-proxy",
         [bins.lab["KUBE_PROXY"], "--config", str(lab.dir / "kube-proxy.yaml")],

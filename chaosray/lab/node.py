@@ -15,7 +15,16 @@ from pathlib import Path
 import yaml
 
 from chaosray.lab import layout
-from chaosray.lab.host import LabError, log_tail, make_cgroup, pid_of, run, spawn, stop
+from chaosray.lab.host import (
+    LabError,
+    log_tail,
+    make_cgroup,
+    pid_of,
+    run,
+    spawn,
+    stop,
+    write_config,
+)
 
 __all__: list[str] = []
 
@@ -156,12 +165,12 @@ def prepare(node: layout.Node, bins: dict[str, str], pause_image: str) -> None:
         "volume-plugins",
     ):
         (d / sub).mkdir(parents=True, exist_ok=True)
-    (d / "containerd.toml").write_text(containerd_config(node, bins, pause_image))
+    write_config(d / "containerd.toml", containerd_config(node, bins, pause_image))
     (d / "certs.d" / "_default" / "hosts.toml").write_text(
         'server = "http://127.0.0.1:1"\n[host."http://127.0.0.1:1"]\n  capabilities = []\n'
     )
-    (d / "cni" / "10-lab.conflist").write_text(json.dumps(cni_config(node), indent=2))
-    (d / "kubelet.yaml").write_text(yaml.safe_dump(kubelet_config(node), sort_keys=False))
+    write_config(d / "cni" / "10-lab.conflist", json.dumps(cni_config(node), indent=2))
+    write_config(d / "kubelet.yaml", yaml.safe_dump(kubelet_config(node), sort_keys=False))
     make_cgroup(node.cgroup)
 
 
