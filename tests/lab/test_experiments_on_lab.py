@@ -37,12 +37,19 @@ def _env(the_lab: dict[str, str]) -> dict[str, str]:
 
 
 def _output(journal: dict[str, Any], name: str) -> Any:
-    entry = next(r for r in journal["run"] if r["activity"]["name"] == name)
-    return entry.get("output")
+    return _entry(journal, name).get("output")
 
 
 def _entry(journal: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(r for r in journal["run"] if r["activity"]["name"] == name)
+    for run in journal["run"]:
+        if run["activity"]["name"] == name:
+            return dict(run)
+    before = journal.get("steady_states", {}).get("before") or {}
+    pytest.fail(
+        f"activity {name!r} did not run: journal status {journal.get('status')!r}, "
+        f"steady state before met: {before.get('steady_state_met')!r}, "
+        f"ran: {[r['activity']['name'] for r in journal['run']]}"
+    )
 
 
 @pytest.fixture
