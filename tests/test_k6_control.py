@@ -11,7 +11,13 @@ from typing import Any
 import psutil
 import pytest
 
-from chaosray.load.k6 import k6_result, read_k6_output
+from chaosray.load.k6 import (
+    SUMMARY_BEGIN,
+    SUMMARY_END,
+    k6_result,
+    read_k6_output,
+    summary_from_log,
+)
 from tests.chaos_cli import k6_control_experiment, run_experiment, validate_experiment
 from tests.rig.http_server import ScheduledServer
 from tests.rig.procs import free_port
@@ -281,3 +287,18 @@ def test_keep_output_keeps_the_folder(scheduled_server: ScheduledServer, tmp_pat
     run = run_experiment(_experiment(args, 2), tmp_path, env={"TMPDIR": str(temp)})
     (kept,) = temp.glob("chaosray-k6-*")
     assert (kept / "k6-output.json.gz").is_file(), run.log
+
+
+def test_the_summary_is_found_when_k6s_own_messages_land_between_the_markers() -> None:
+    # A pod's log interleaves stdout and stderr: on the lab k6's
+    # "test run stopped from REST API" came between the summary and its end marker.
+    summary = {"schema": "chaosray.k6.summary/v1", "requests": 41, "failed": 0}
+    stopped = 'time="2026-12-02T09:24:57Z" level=error msg="test run stopped from REST API"'
+    interleaved = "\n".join(
+        ["running (0m08.2s)", SUMMARY_BEGIN, json.dumps(summary), stopped, SUMMARY_END, ""]
+    )
+    assert summary_from_log(interleaved) == summary
+    before = "\n".join([SUMMARY_BEGIN, stopped, json.dumps(summary), SUMMARY_END])
+    assert summary_from_log(before) == summary
+    assert summary_from_log("\n".join([SUMMARY_BEGIN, stopped, SUMMARY_END])) is None
+    assert summary_from_log("\n".join([SUMMARY_BEGIN, json.dumps(summary)])) is None

@@ -378,15 +378,26 @@ def read_k6_output(path: Path, reorder_window: float = REORDER_WINDOW_S) -> Requ
 
 
 def summary_from_log(log: str) -> dict[str, Any] | None:
-    """The summary our script prints between marker lines (in-cluster runs)."""
+    """The summary our script prints between marker lines (in-cluster runs).
+
+    A pod's log interleaves k6's stdout and stderr line by line, so k6's own
+    messages can land between the markers (seen on the lab: ``level=error
+    msg="test run stopped from REST API"`` before the end marker); the
+    summary is the line between them that is a JSON object."""
     begin = log.rfind(SUMMARY_BEGIN)
     if begin < 0:
         return None
     end = log.find(SUMMARY_END, begin)
     if end < 0:
         return None
-    try:
-        parsed: dict[str, Any] = json.loads(log[begin + len(SUMMARY_BEGIN) : end].strip())
-    except ValueError:
-        return None
-    return parsed
+    for line in log[begin + len(SUMMARY_BEGIN) : end].splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            return parsed
+    return None
