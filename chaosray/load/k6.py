@@ -391,9 +391,6 @@ def summary_from_log(log: str) -> dict[str, Any] | None:
     if end < 0:
         return None
     for line in log[begin + len(SUMMARY_BEGIN) : end].splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
         try:
             parsed = json.loads(line)
         except ValueError:
