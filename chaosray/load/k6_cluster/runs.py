@@ -1,39 +1,20 @@
-"""In-cluster k6 runners: a Kubernetes Job, or a k6-operator TestRun.
-
-Both put the load script in a ConfigMap and run the same image with every
-parameter as an environment variable (as ``k6/job.yaml`` does by hand). k6 runs
-with its REST API on port 6565; chaosray reaches it through the API server,
-first by the pod proxy (``/api/v1/namespaces/NS/pods/POD:6565/proxy/``), else
-by a port-forward (which only needs the API server to reach the kubelet, as
-``kubectl logs`` does). The summary is read from the pod's log, where the
-script prints it between marker lines (``SUMMARY_STDOUT=true``).
-
-Everything a run creates carries the labels ``app.kubernetes.io/managed-by:
-chaosray``, ``app.kubernetes.io/name: k6`` and ``chaosray.io/k6-run: <id>``,
-and is deleted when the run ends, on every failure path, in the control's
-``cleanup_control`` (Ctrl-C), and by :func:`delete_leftover_runs`. If chaos
-itself dies, the Job stops at ``activeDeadlineSeconds`` (the duration plus a
-margin) and Kubernetes deletes it ``ttlSecondsAfterFinished`` later; the
-ConfigMap is owned by the Job (or TestRun), so it goes with it.
-"""
+"""The in-cluster k6 runs: a Job (``mode: job``) or a k6-operator TestRun
+(``mode: operator``), created, watched, stopped and deleted (no activities)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import threading
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Secrets
 from kubernetes.client.exceptions import ApiException
 
-from chaosray.inference import InferenceTarget
 from chaosray.k8s.client import (
     REQUEST_TIMEOUT,
     batch_v1,
@@ -41,8 +22,28 @@ from chaosray.k8s.client import (
     custom_objects,
 )
 from chaosray.k8s.pods import api_message, explain, list_pods, read, watch_pods
-from chaosray.k8s.proxy import api_proxy, port_forward_http
-from chaosray.load.k6 import EXIT_REASONS, default_script, k6_result, summary_from_log
+from chaosray.load.k6 import default_script, k6_result, summary_from_log
+from chaosray.load.k6_cluster.names import (
+    API_PORT,
+    APP_NAME,
+    CONTAINER,
+    DEFAULT_IMAGE,
+    MANAGED_BY,
+    RUN_LABEL,
+    SCRIPT_DIR,
+    SCRIPT_KEY,
+    TESTRUN_API,
+)
+from chaosray.load.k6_cluster.pods import (
+    FATAL_WAITING,
+    container_state,
+    describe_pod_state,
+    exit_code,
+    pod_ended,
+    pod_running,
+)
+from chaosray.load.k6_cluster.preflight import require_testrun_crd
+from chaosray.load.k6_cluster.rest import STOP_BODY, K6RestApi
 from chaosray.retry import retry_read
 from chaosray.wait import WaitTimeout, wait_until
 
@@ -50,28 +51,14 @@ __all__: list[str] = []  # engine; the control is chaosray.load.control
 
 logger = logging.getLogger("chaostoolkit")
 
-DEFAULT_IMAGE = "grafana/k6:1.1.0"
-API_PORT = 6565
-SCRIPT_KEY = "load.js"
-SCRIPT_DIR = "/scripts"
-CONTAINER = "k6"
-MANAGED_BY = ("app.kubernetes.io/managed-by", "chaosray")
-APP_NAME = ("app.kubernetes.io/name", "k6")
-RUN_LABEL = "chaosray.io/k6-run"
-SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{APP_NAME[0]}={APP_NAME[1]}"
 DEADLINE_MARGIN_S = 300  # activeDeadlineSeconds = duration + this
 TTL_AFTER_FINISHED_S = 600
 LOG_SETTLE_S = 10.0  # how long a finished pod's log may still be arriving
 LOG_TAIL_LINES = 2000
-TESTRUN_CRD = "testruns.k6.io"
-TESTRUN_API = ("k6.io", "v1alpha1", "testruns")
 K6_COMMAND = [
     "k6", "run", "--address", f"0.0.0.0:{API_PORT}", "--quiet", "--no-color",
     f"{SCRIPT_DIR}/{SCRIPT_KEY}",
 ]  # fmt: skip
-STOP_BODY = {"data": {"type": "status", "id": "default", "attributes": {"stopped": True}}}
-# Waiting reasons that no amount of waiting fixes.
-FATAL_WAITING = {"InvalidImageName", "CreateContainerConfigError", "ErrImageNeverPull"}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -84,132 +71,14 @@ def duration_seconds(duration: str) -> float:
     return sum(float(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(duration))
 
 
-def stop_all_cluster_runs() -> int:
-    """Delete what every in-cluster run of this process created (cleanup,
-    Ctrl-C); returns how many runs there were."""
+def registered_runs() -> list[ClusterK6]:
+    """The runs of this process that still have something in the cluster."""
     with _running_lock:
-        runs = list(_running)
-    for run in runs:
-        run.delete()
-    return len(runs)
+        return list(_running)
 
 
 def _not_found(exc: BaseException) -> bool:
     return isinstance(exc, ApiException) and exc.status == 404
-
-
-def _container_state(pod: Any) -> Any | None:
-    for status in (pod.status.container_statuses if pod.status else None) or []:
-        if status.name == CONTAINER:
-            return status.state
-    return None
-
-
-def pod_ended(pod: Any) -> bool:
-    """The k6 container has terminated (or the pod is over)."""
-    state = _container_state(pod)
-    return bool(
-        (state is not None and state.terminated is not None)
-        or (pod.status and pod.status.phase in ("Succeeded", "Failed"))
-    )
-
-
-def pod_running(pod: Any) -> bool:
-    state = _container_state(pod)
-    return bool(
-        pod.status
-        and pod.status.phase == "Running"
-        and state is not None
-        and state.running is not None
-        and pod.metadata.deletion_timestamp is None
-    )
-
-
-def exit_code(pod: Any) -> int | None:
-    state = _container_state(pod)
-    if state is not None and state.terminated is not None:
-        return int(state.terminated.exit_code)
-    return None
-
-
-def describe_pod_state(pod: Any) -> str:
-    """What a pod is doing, in words: phase, scheduling, container state."""
-    name = pod.metadata.name
-    phase = pod.status.phase if pod.status else None
-    parts = [f"pod {name} is {phase or 'without a phase'}"]
-    for cond in (pod.status.conditions if pod.status else None) or []:
-        if cond.type == "PodScheduled" and cond.status != "True":
-            parts.append(f"not scheduled ({cond.reason}: {cond.message})")
-    state = _container_state(pod)
-    if state is not None and state.waiting is not None:
-        waiting = state.waiting
-        parts.append(
-            f"container waiting ({waiting.reason}"
-            + (f": {waiting.message}" if waiting.message else "")
-            + ")"
-        )
-    if state is not None and state.terminated is not None:
-        code = int(state.terminated.exit_code)
-        parts.append(
-            f"k6 exited with code {code} ({EXIT_REASONS.get(code, state.terminated.reason)})"
-        )
-    return ", ".join(parts)
-
-
-class K6RestApi:
-    """k6's REST API in a pod, through the API server: the pod proxy first,
-    then a port-forward. Remembers which route answered."""
-
-    def __init__(self, secrets: Secrets, namespace: str, pod: str, timeout: float = 10.0) -> None:
-        self.secrets = secrets
-        self.namespace = namespace
-        self.pod = pod
-        self.timeout = timeout
-        self.route: str | None = None
-
-    def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        """Send one request to k6's REST API; its JSON answer. Raises
-        ``ActivityFailed`` naming why each route failed."""
-        errors = []
-        routes = [("pod proxy", self._via_proxy), ("port-forward", self._via_port_forward)]
-        if self.route == "port-forward":
-            routes.reverse()
-        for name, send in routes:
-            try:
-                status, data = send(method, path, body)
-            except Exception as exc:  # each route fails in its own way; report them all
-                errors.append(f"{name}: {exc}")
-                continue
-            if not 200 <= status < 300:
-                text = data.decode("utf-8", "replace")[:300]
-                errors.append(f"{name}: HTTP {status} {text}")
-                continue
-            self.route = name
-            try:
-                answer: dict[str, Any] = json.loads(data or b"{}")
-            except ValueError:
-                answer = {}
-            return answer
-        raise ActivityFailed(
-            f"k6's REST API in pod {self.namespace}/{self.pod} cannot be reached through the "
-            f"API server ({'; '.join(errors)}). chaosray needs pods/proxy or pods/portforward "
-            "in that namespace"
-        )
-
-    def _via_proxy(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
-        return api_proxy(
-            method, "pods", self.namespace, f"{self.pod}:{API_PORT}", path,
-            body=body, headers={"Content-Type": "application/json"},
-            timeout=self.timeout, secrets=self.secrets,
-        )  # fmt: skip
-
-    def _via_port_forward(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
-        return port_forward_http(
-            self.namespace, self.pod, API_PORT, method, path,
-            body=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            timeout=self.timeout, secrets=self.secrets,
-        )  # fmt: skip
 
 
 class ClusterK6:
@@ -354,7 +223,7 @@ class ClusterK6:
                 current = pod
                 if pod_ended(pod):
                     raise ActivityFailed(self._ended_early(pod))
-                state = _container_state(pod)
+                state = container_state(pod)
                 if state is not None and state.waiting and state.waiting.reason in FATAL_WAITING:
                     raise ActivityFailed(
                         f"k6 cannot start in {self.namespace}: {describe_pod_state(pod)}"
@@ -776,156 +645,3 @@ class TestRunK6(ClusterK6):
             f"the runner pod of TestRun {self.name} (stage {stage or 'not set'}: is the "
             "k6-operator running and watching this namespace?)"
         )
-
-
-def require_testrun_crd(namespace: str, secrets: Secrets) -> None:
-    """Fail clearly when the k6-operator's TestRun CRD is not installed."""
-    group, version, plural = TESTRUN_API
-    api = custom_objects(secrets)
-    try:
-        api.list_namespaced_custom_object(
-            group, version, namespace, plural, limit=1, _request_timeout=REQUEST_TIMEOUT
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            raise ActivityFailed(
-                f"k6-operator is not installed: the TestRun CRD {TESTRUN_CRD} is missing "
-                "(install the k6-operator, or use mode 'job')"
-            ) from None
-        raise explain(exc, f"list TestRuns in {namespace}") from None
-
-
-def is_cluster_url(url: str) -> bool:
-    """A Kubernetes Service's DNS name (``name.namespace.svc[.cluster.local]``)."""
-    host = urlsplit(url).hostname or ""
-    return bool(re.match(r"^[a-z0-9-]+\.[a-z0-9-]+\.svc(\.[a-z0-9.-]+)?$", host))
-
-
-def preflight_through_service_proxy(
-    url: str, method: str, payload: str, expect_status: list[int] | None, secrets: Secrets
-) -> None:
-    """Send one request to an in-cluster URL (``http://svc.ns.svc:port/path``)
-    through the API server's service proxy; raise ``ActivityFailed`` unless it
-    answers with an accepted status."""
-    target = InferenceTarget.build(url, method, payload, expect_status=expect_status)
-    parts = urlsplit(url)
-    service, namespace = (parts.hostname or "").split(".")[:2]
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    scheme = "https:" if parts.scheme == "https" else ""
-    body: Any = None
-    content_type = "application/json"
-    if target.method != "GET" and target.payload is not None:
-        body = target.payload
-        if isinstance(body, str):
-            content_type = "text/plain"
-    try:
-        status, data = api_proxy(
-            target.method, "services", namespace, f"{scheme}{service}:{port}", parts.path,
-            query=dict(parse_qsl(parts.query)) or None, body=body,
-            headers={"Content-Type": content_type}, secrets=secrets,
-        )  # fmt: skip
-        detail = data.decode("utf-8", "replace")[:200]
-    except Exception as exc:
-        raise ActivityFailed(
-            f"k6 target {url} does not answer through the API server's service proxy: {exc}"
-        ) from None
-    if status not in target.expect_status:
-        raise ActivityFailed(
-            f"k6 target {url} does not answer through the API server's service proxy: "
-            f"HTTP {status}" + (f" {detail.strip()}" if detail.strip() else "")
-        )
-
-
-def _leftovers(namespace: str | None, secrets: Secrets) -> tuple[list[Any], list[Any], list[Any]]:
-    """The k6 ConfigMaps, Jobs and TestRuns (as dicts) chaosray created, by label."""
-    core, batch, custom = core_v1(secrets), batch_v1(secrets), custom_objects(secrets)
-    kwargs: dict[str, Any] = {"label_selector": SELECTOR, "_request_timeout": REQUEST_TIMEOUT}
-    if namespace:
-        jobs = read(lambda: batch.list_namespaced_job(namespace, **kwargs), "list k6 Jobs").items
-        maps = read(lambda: core.list_namespaced_config_map(namespace, **kwargs), "list k6 maps")
-    else:
-        jobs = read(lambda: batch.list_job_for_all_namespaces(**kwargs), "list k6 Jobs").items
-        maps = read(lambda: core.list_config_map_for_all_namespaces(**kwargs), "list k6 maps")
-    group, version, plural = TESTRUN_API
-    try:
-        if namespace:
-            runs = custom.list_namespaced_custom_object(group, version, namespace, plural, **kwargs)
-        else:
-            runs = custom.list_cluster_custom_object(group, version, plural, **kwargs)
-        testruns = list(runs.get("items") or [])
-    except ApiException as exc:
-        if exc.status != 404:  # 404: no k6-operator, so no TestRun
-            raise explain(exc, "list k6 TestRuns") from None
-        testruns = []
-    return list(maps.items), list(jobs), testruns
-
-
-def find_leftover_runs(namespace: str | None = None, secrets: Secrets = None) -> dict[str, Any]:
-    """What :func:`delete_leftover_runs` would delete, deleting nothing."""
-    maps, jobs, testruns = _leftovers(namespace, secrets)
-    return {
-        "jobs": [f"{j.metadata.namespace}/{j.metadata.name}" for j in jobs],
-        "testruns": [f"{r['metadata']['namespace']}/{r['metadata']['name']}" for r in testruns],
-        "configmaps": [f"{m.metadata.namespace}/{m.metadata.name}" for m in maps],
-    }
-
-
-def delete_leftover_runs(namespace: str | None = None, secrets: Secrets = None) -> dict[str, Any]:
-    """Delete every k6 Job, TestRun and ConfigMap chaosray left behind (by
-    label), in ``namespace`` or in all namespaces, and wait for their pods to
-    go. Returns what was deleted: ``{"jobs": [...], "testruns": [...],
-    "configmaps": [...]}`` as ``namespace/name``."""
-    core, batch, custom = core_v1(secrets), batch_v1(secrets), custom_objects(secrets)
-    deleted: dict[str, list[str]] = {"jobs": [], "testruns": [], "configmaps": []}
-    maps_items, jobs, testruns = _leftovers(namespace, secrets)
-    group, version, plural = TESTRUN_API
-    for cm in maps_items:
-        ns, name = cm.metadata.namespace, cm.metadata.name
-        try:
-            core.delete_namespaced_config_map(name, ns, _request_timeout=REQUEST_TIMEOUT)
-            deleted["configmaps"].append(f"{ns}/{name}")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise explain(exc, f"delete ConfigMap {ns}/{name}") from None
-    for job in jobs:
-        ns, name = job.metadata.namespace, job.metadata.name
-        try:
-            batch.delete_namespaced_job(
-                name, ns, propagation_policy="Background", _request_timeout=REQUEST_TIMEOUT
-            )
-            deleted["jobs"].append(f"{ns}/{name}")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise explain(exc, f"delete Job {ns}/{name}") from None
-    for run in testruns:
-        ns, name = run["metadata"]["namespace"], run["metadata"]["name"]
-        try:
-            custom.delete_namespaced_custom_object(
-                group, version, ns, plural, name, propagation_policy="Background",
-                _request_timeout=REQUEST_TIMEOUT,
-            )  # fmt: skip
-            deleted["testruns"].append(f"{ns}/{name}")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise explain(exc, f"delete TestRun {ns}/{name}") from None
-
-    def pods_left() -> list[Any]:
-        listing = (
-            core.list_namespaced_pod(namespace, label_selector=SELECTOR)
-            if namespace
-            else core.list_pod_for_all_namespaces(label_selector=SELECTOR)
-        )
-        return list(listing.items)
-
-    try:
-        wait_until(
-            lambda: not pods_left(),
-            timeout=60,
-            description="the k6 pods to be gone",
-            ignore=(ApiException,),
-        )
-    except WaitTimeout as exc:
-        logger.warning(f"K6 cleanup: {exc}")
-    if any(deleted.values()):
-        logger.warning(f"K6 cleanup: deleted leftovers {deleted}")
-    return deleted
