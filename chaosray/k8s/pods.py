@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client, watch
@@ -42,7 +42,11 @@ def api_message(exc: ApiException) -> str:
 
 
 def explain(exc: ApiException, what: str) -> ActivityFailed:
-    """An ``ActivityFailed`` naming what failed and why, from an API error."""
+    """An ``ActivityFailed`` naming what failed and why, from an API error:
+    the status, the API server's short message (:func:`api_message`) and a
+    hint, never the response body. The whole error (status, reason, body) goes
+    to the ``chaostoolkit`` log at debug level, where a journal never has it."""
+    logger.debug(f"{what} failed: HTTP {exc.status} {exc.reason}; response body: {exc.body!r}")
     reason = api_message(exc)
     hints = {
         400: "check the selector syntax (for example app=redis,tier in (a,b))",
@@ -57,12 +61,37 @@ def explain(exc: ApiException, what: str) -> ActivityFailed:
     )
 
 
+@overload
+def api_call(
+    call: Callable[[], T], what: str, *, retry: bool = ..., missing_ok: Literal[False] = ...
+) -> T: ...
+@overload
+def api_call(
+    call: Callable[[], T], what: str, *, retry: bool = ..., missing_ok: bool
+) -> T | None: ...
+def api_call(
+    call: Callable[[], T], what: str, *, retry: bool = False, missing_ok: bool = False
+) -> T | None:
+    """``call()``, one Kubernetes API call; an ``ApiException`` becomes the
+    ``ActivityFailed`` of :func:`explain` (``what`` names the call, as in
+    ``"delete pod ns/name"``), raised without the exception as its context.
+
+    - ``retry``: a read, tried again on transient errors (``retry_read``).
+      Never for a write: deleting twice is not deleting once.
+    - ``missing_ok``: a 404 returns ``None`` (the object is absent, and that
+      is fine) instead of failing.
+    """
+    try:
+        return retry_read(call, description=what) if retry else call()
+    except ApiException as exc:
+        if missing_ok and exc.status == 404:
+            return None
+        raise explain(exc, what) from None
+
+
 def read(call: Callable[[], T], what: str) -> T:
     """A read with the project's retry on transient errors, API errors explained."""
-    try:
-        return retry_read(call, description=what)
-    except ApiException as exc:
-        raise explain(exc, what) from None
+    return api_call(call, what, retry=True)
 
 
 def ensure_namespace(core: client.CoreV1Api, namespace: str) -> None:
