@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from chaoslib.types import Secrets
 from kubernetes.client.exceptions import ApiException
 
 from chaosray.k8s.client import REQUEST_TIMEOUT, batch_v1, core_v1, custom_objects
-from chaosray.k8s.pods import explain, read
+from chaosray.k8s.pods import api_call, read
 from chaosray.load.k6_cluster.names import SELECTOR, TESTRUN_API
 from chaosray.load.k6_cluster.runs import registered_runs
 from chaosray.wait import WaitTimeout, wait_until
@@ -28,8 +30,10 @@ def stop_all_cluster_runs() -> int:
     return len(runs)
 
 
-def _leftovers(namespace: str | None, secrets: Secrets) -> tuple[list[Any], list[Any], list[Any]]:
-    """The k6 ConfigMaps, Jobs and TestRuns (as dicts) chaosray created, by label."""
+def _leftovers(namespace: str | None, secrets: Secrets) -> dict[str, list[tuple[str, str]]]:
+    """The ``(namespace, name)`` of the k6 ConfigMaps, Jobs and TestRuns
+    chaosray created, by label: ``{"configmaps": [...], "jobs": [...],
+    "testruns": [...]}``."""
     core, batch, custom = core_v1(secrets), batch_v1(secrets), custom_objects(secrets)
     kwargs: dict[str, Any] = {"label_selector": SELECTOR, "_request_timeout": REQUEST_TIMEOUT}
     if namespace:
@@ -39,27 +43,38 @@ def _leftovers(namespace: str | None, secrets: Secrets) -> tuple[list[Any], list
         jobs = read(lambda: batch.list_job_for_all_namespaces(**kwargs), "list k6 Jobs").items
         maps = read(lambda: core.list_config_map_for_all_namespaces(**kwargs), "list k6 maps")
     group, version, plural = TESTRUN_API
-    try:
-        if namespace:
-            runs = custom.list_namespaced_custom_object(group, version, namespace, plural, **kwargs)
-        else:
-            runs = custom.list_cluster_custom_object(group, version, plural, **kwargs)
-        testruns = list(runs.get("items") or [])
-    except ApiException as exc:
-        if exc.status != 404:  # 404: no k6-operator, so no TestRun
-            raise explain(exc, "list k6 TestRuns") from None
-        testruns = []
-    return list(maps.items), list(jobs), testruns
+    runs = api_call(
+        lambda: (
+            custom.list_namespaced_custom_object(group, version, namespace, plural, **kwargs)
+            if namespace
+            else custom.list_cluster_custom_object(group, version, plural, **kwargs)
+        ),
+        "list k6 TestRuns",
+        missing_ok=True,  # 404: no k6-operator, so no TestRun
+    )
+    return {
+        "configmaps": [(m.metadata.namespace, m.metadata.name) for m in maps.items],
+        "jobs": [(j.metadata.namespace, j.metadata.name) for j in jobs],
+        "testruns": [
+            (r["metadata"]["namespace"], r["metadata"]["name"])
+            for r in (runs or {}).get("items") or []
+        ],
+    }
 
 
 def find_leftover_runs(namespace: str | None = None, secrets: Secrets = None) -> dict[str, Any]:
     """What :func:`delete_leftover_runs` would delete, deleting nothing."""
-    maps, jobs, testruns = _leftovers(namespace, secrets)
+    found = _leftovers(namespace, secrets)
     return {
-        "jobs": [f"{j.metadata.namespace}/{j.metadata.name}" for j in jobs],
-        "testruns": [f"{r['metadata']['namespace']}/{r['metadata']['name']}" for r in testruns],
-        "configmaps": [f"{m.metadata.namespace}/{m.metadata.name}" for m in maps],
+        key: [f"{ns}/{name}" for ns, name in found[key]]
+        for key in ("jobs", "testruns", "configmaps")
     }
+
+
+def _delete(delete: Callable[[str, str], object], namespace: str, name: str) -> bool:
+    """True once deleted (``api_call(missing_ok=True)`` makes a 404 None)."""
+    delete(namespace, name)
+    return True
 
 
 def delete_leftover_runs(namespace: str | None = None, secrets: Secrets = None) -> dict[str, Any]:
@@ -68,38 +83,25 @@ def delete_leftover_runs(namespace: str | None = None, secrets: Secrets = None) 
     go. Returns what was deleted: ``{"jobs": [...], "testruns": [...],
     "configmaps": [...]}`` as ``namespace/name``."""
     core, batch, custom = core_v1(secrets), batch_v1(secrets), custom_objects(secrets)
-    deleted: dict[str, list[str]] = {"jobs": [], "testruns": [], "configmaps": []}
-    maps_items, jobs, testruns = _leftovers(namespace, secrets)
     group, version, plural = TESTRUN_API
-    for cm in maps_items:
-        ns, name = cm.metadata.namespace, cm.metadata.name
-        try:
-            core.delete_namespaced_config_map(name, ns, _request_timeout=REQUEST_TIMEOUT)
-            deleted["configmaps"].append(f"{ns}/{name}")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise explain(exc, f"delete ConfigMap {ns}/{name}") from None
-    for job in jobs:
-        ns, name = job.metadata.namespace, job.metadata.name
-        try:
-            batch.delete_namespaced_job(
-                name, ns, propagation_policy="Background", _request_timeout=REQUEST_TIMEOUT
-            )
-            deleted["jobs"].append(f"{ns}/{name}")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise explain(exc, f"delete Job {ns}/{name}") from None
-    for run in testruns:
-        ns, name = run["metadata"]["namespace"], run["metadata"]["name"]
-        try:
-            custom.delete_namespaced_custom_object(
-                group, version, ns, plural, name, propagation_policy="Background",
-                _request_timeout=REQUEST_TIMEOUT,
-            )  # fmt: skip
-            deleted["testruns"].append(f"{ns}/{name}")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise explain(exc, f"delete TestRun {ns}/{name}") from None
+    background: dict[str, Any] = {
+        "propagation_policy": "Background",
+        "_request_timeout": REQUEST_TIMEOUT,
+    }
+    deletes: list[tuple[str, str, Callable[[str, str], object]]] = [  # in this order
+        ("configmaps", "ConfigMap", lambda ns, name: core.delete_namespaced_config_map(
+            name, ns, _request_timeout=REQUEST_TIMEOUT)),
+        ("jobs", "Job", lambda ns, name: batch.delete_namespaced_job(name, ns, **background)),
+        ("testruns", "TestRun", lambda ns, name: custom.delete_namespaced_custom_object(
+            group, version, ns, plural, name, **background)),
+    ]  # fmt: skip
+    deleted: dict[str, list[str]] = {"jobs": [], "testruns": [], "configmaps": []}
+    found = _leftovers(namespace, secrets)
+    for key, kind, delete in deletes:
+        for ns, name in found[key]:
+            what = f"delete {kind} {ns}/{name}"
+            if api_call(partial(_delete, delete, ns, name), what, missing_ok=True):
+                deleted[key].append(f"{ns}/{name}")
 
     def pods_left() -> list[Any]:
         listing = (

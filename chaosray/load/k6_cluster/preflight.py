@@ -8,11 +8,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Secrets
-from kubernetes.client.exceptions import ApiException
 
 from chaosray.inference import InferenceTarget
 from chaosray.k8s.client import REQUEST_TIMEOUT, custom_objects
-from chaosray.k8s.pods import explain
+from chaosray.k8s.pods import api_call
 from chaosray.k8s.proxy import api_proxy
 from chaosray.load.k6_cluster.names import TESTRUN_API, TESTRUN_CRD
 
@@ -23,17 +22,18 @@ def require_testrun_crd(namespace: str, secrets: Secrets) -> None:
     """Fail clearly when the k6-operator's TestRun CRD is not installed."""
     group, version, plural = TESTRUN_API
     api = custom_objects(secrets)
-    try:
-        api.list_namespaced_custom_object(
+    found = api_call(
+        lambda: api.list_namespaced_custom_object(
             group, version, namespace, plural, limit=1, _request_timeout=REQUEST_TIMEOUT
+        ),
+        f"list TestRuns in {namespace}",
+        missing_ok=True,
+    )
+    if found is None:
+        raise ActivityFailed(
+            f"k6-operator is not installed: the TestRun CRD {TESTRUN_CRD} is missing "
+            "(install the k6-operator, or use mode 'job')"
         )
-    except ApiException as exc:
-        if exc.status == 404:
-            raise ActivityFailed(
-                f"k6-operator is not installed: the TestRun CRD {TESTRUN_CRD} is missing "
-                "(install the k6-operator, or use mode 'job')"
-            ) from None
-        raise explain(exc, f"list TestRuns in {namespace}") from None
 
 
 def is_cluster_url(url: str) -> bool:

@@ -21,7 +21,7 @@ from chaosray.k8s.client import (
     core_v1,
     custom_objects,
 )
-from chaosray.k8s.pods import api_message, explain, list_pods, read, watch_pods
+from chaosray.k8s.pods import api_call, api_message, list_pods, read, watch_pods
 from chaosray.load.k6 import default_script, k6_result, summary_from_log
 from chaosray.load.k6_cluster.names import (
     API_PORT,
@@ -44,7 +44,6 @@ from chaosray.load.k6_cluster.pods import (
 )
 from chaosray.load.k6_cluster.preflight import require_testrun_crd
 from chaosray.load.k6_cluster.rest import STOP_BODY, K6RestApi
-from chaosray.retry import retry_read
 from chaosray.wait import WaitTimeout, wait_until
 
 __all__: list[str] = []  # engine; the control is chaosray.load.control
@@ -173,12 +172,12 @@ class ClusterK6:
         with _running_lock:
             _running.add(self)
         core = core_v1(self.secrets)
-        try:
-            core.create_namespaced_config_map(
+        api_call(
+            lambda: core.create_namespaced_config_map(
                 self.namespace, self.config_map(), _request_timeout=REQUEST_TIMEOUT
-            )
-        except ApiException as exc:
-            raise explain(exc, f"create ConfigMap {self.namespace}/{self.name}") from None
+            ),
+            f"create ConfigMap {self.namespace}/{self.name}",
+        )
         self.created.append(("ConfigMap", self.name))
         owner = self._create_workload()
         # The ConfigMap goes with its Job (or TestRun) should chaosray die.
@@ -189,13 +188,16 @@ class ClusterK6:
             "uid": owner["metadata"]["uid"],
         }
         try:
-            core.patch_namespaced_config_map(
-                self.name,
-                self.namespace,
-                {"metadata": {"ownerReferences": [reference]}},
-                _request_timeout=REQUEST_TIMEOUT,
+            api_call(
+                lambda: core.patch_namespaced_config_map(
+                    self.name,
+                    self.namespace,
+                    {"metadata": {"ownerReferences": [reference]}},
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+                f"patch ConfigMap {self.namespace}/{self.name}",
             )
-        except ApiException as exc:
+        except ActivityFailed as exc:  # not fatal: delete() and the leftover cleanup remove it
             logger.warning(f"K6 control: cannot make the ConfigMap owned by {self.name}: {exc}")
 
     def start(self) -> None:
@@ -293,18 +295,14 @@ class ClusterK6:
     def _read_pod(self) -> Any | None:
         """The k6 pod now, or None once it is gone."""
         core = core_v1(self.secrets)
-        what = f"read pod {self.namespace}/{self.pod}"
-        try:
-            return retry_read(
-                lambda: core.read_namespaced_pod(
-                    self.pod, self.namespace, _request_timeout=REQUEST_TIMEOUT
-                ),
-                description=what,
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise explain(exc, what) from None
+        return api_call(
+            lambda: core.read_namespaced_pod(
+                self.pod, self.namespace, _request_timeout=REQUEST_TIMEOUT
+            ),
+            f"read pod {self.namespace}/{self.pod}",
+            retry=True,
+            missing_ok=True,
+        )
 
     def _ended_early(self, pod: Any) -> str:
         tail = self._read_log(pod.metadata.name)[-1500:]
@@ -496,12 +494,13 @@ class JobK6(ClusterK6):
         }
 
     def _create_workload(self) -> dict[str, Any]:
-        try:
-            created = batch_v1(self.secrets).create_namespaced_job(
+        batch = batch_v1(self.secrets)
+        created = api_call(
+            lambda: batch.create_namespaced_job(
                 self.namespace, self.job(), _request_timeout=REQUEST_TIMEOUT
-            )
-        except ApiException as exc:
-            raise explain(exc, f"create Job {self.namespace}/{self.name}") from None
+            ),
+            f"create Job {self.namespace}/{self.name}",
+        )
         self.created.append(("Job", self.name))
         return {
             "apiVersion": "batch/v1",
@@ -521,8 +520,12 @@ class JobK6(ClusterK6):
         return f"{RUN_LABEL}={self.run_id}"
 
     def _check_progress(self) -> None:
-        job = batch_v1(self.secrets).read_namespaced_job(
-            self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT
+        batch = batch_v1(self.secrets)
+        job = read(
+            lambda: batch.read_namespaced_job(
+                self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT
+            ),
+            f"read Job {self.namespace}/{self.name}",
         )
         for cond in (job.status.conditions if job.status else None) or []:
             if cond.type == "Failed" and cond.status == "True":
@@ -532,15 +535,15 @@ class JobK6(ClusterK6):
                 )
 
     def _no_pod(self) -> str:
-        events = (
-            core_v1(self.secrets)
-            .list_namespaced_event(
+        core = core_v1(self.secrets)
+        events = read(
+            lambda: core.list_namespaced_event(
                 self.namespace,
                 field_selector=f"involvedObject.kind=Job,involvedObject.name={self.name}",
                 _request_timeout=REQUEST_TIMEOUT,
-            )
-            .items
-        )
+            ),
+            f"list the events of Job {self.namespace}/{self.name}",
+        ).items
         warnings = [e.message for e in events if e.type == "Warning" and e.message]
         return "no pod was created for it" + (f" ({warnings[-1]})" if warnings else "")
 
@@ -579,17 +582,18 @@ class TestRunK6(ClusterK6):
 
     def _create_workload(self) -> dict[str, Any]:
         group, version, plural = TESTRUN_API
-        try:
-            created = custom_objects(self.secrets).create_namespaced_custom_object(
+        api = custom_objects(self.secrets)
+        created = api_call(
+            lambda: api.create_namespaced_custom_object(
                 group,
                 version,
                 self.namespace,
                 plural,
                 self.testrun(),
                 _request_timeout=REQUEST_TIMEOUT,
-            )
-        except ApiException as exc:
-            raise explain(exc, f"create TestRun {self.namespace}/{self.name}") from None
+            ),
+            f"create TestRun {self.namespace}/{self.name}",
+        )
         self.created.append(("TestRun", self.name))
         return {
             "apiVersion": f"{group}/{version}",
