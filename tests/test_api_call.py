@@ -14,7 +14,7 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 from kubernetes.client.exceptions import ApiException
 
-from chaosray.k8s.pods import api_call
+from chaosray.k8s.pods import api_call, api_error
 
 SECRET = "tok-3f9a1c7e5b2d48a6"  # looks like a credential; must stay out of messages
 
@@ -86,3 +86,10 @@ def test_retry_tries_a_read_again_on_a_transient_error() -> None:
     with pytest.raises(ActivityFailed, match="HTTP 503"):
         api_call(flaky, "write thing")  # no retry: a write is tried once
     assert len(calls) == 1
+
+
+def test_api_error_is_the_status_and_the_message(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="chaostoolkit")
+    text = api_error(_forbidden(), "port-forward to pod ns/head:8265")
+    assert text == 'HTTP 403 pods is forbidden: User "ci" cannot delete resource "pods"'
+    assert any(SECRET in r.getMessage() for r in caplog.records if r.name == "chaostoolkit")

@@ -41,13 +41,18 @@ def api_message(exc: ApiException) -> str:
         return str(exc.reason or "")
 
 
+def api_error(exc: ApiException, what: str) -> str:
+    """An API error in a few words, for a message: ``HTTP <status> <the API
+    server's short message>`` (:func:`api_message`), never the response body.
+    The whole error (status, reason, body) goes to the ``chaostoolkit`` log at
+    debug level, with ``what`` failed, where a journal never has it."""
+    logger.debug(f"{what} failed: HTTP {exc.status} {exc.reason}; response body: {exc.body!r}")
+    return f"HTTP {exc.status} {api_message(exc)}"
+
+
 def explain(exc: ApiException, what: str) -> ActivityFailed:
     """An ``ActivityFailed`` naming what failed and why, from an API error:
-    the status, the API server's short message (:func:`api_message`) and a
-    hint, never the response body. The whole error (status, reason, body) goes
-    to the ``chaostoolkit`` log at debug level, where a journal never has it."""
-    logger.debug(f"{what} failed: HTTP {exc.status} {exc.reason}; response body: {exc.body!r}")
-    reason = api_message(exc)
+    :func:`api_error` and a hint."""
     hints = {
         400: "check the selector syntax (for example app=redis,tier in (a,b))",
         401: "the credentials of the kubeconfig were refused",
@@ -56,9 +61,7 @@ def explain(exc: ApiException, what: str) -> ActivityFailed:
         429: "the API server refused (for an eviction: a PodDisruptionBudget)",
     }
     hint = hints.get(exc.status or 0, "")
-    return ActivityFailed(
-        f"{what} failed: HTTP {exc.status} {reason}" + (f" ({hint})" if hint else "")
-    )
+    return ActivityFailed(f"{what} failed: {api_error(exc, what)}" + (f" ({hint})" if hint else ""))
 
 
 @overload

@@ -10,11 +10,14 @@
   streaming port), for clusters whose API server cannot reach pod IPs (EKS
   with restricted security groups); the HTTP exchange over the forwarded
   socket is Python's ``http.client``.
+- :func:`api_server_cannot_reach` and :func:`answer_text`: what an answer
+  says, for the callers' fallbacks and messages.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -74,6 +77,28 @@ def api_proxy(
     except ApiException as exc:
         return int(exc.status or 0), str(api_message(exc) or exc.body or "").encode()
     return int(response.status), bytes(response.data or b"")
+
+
+def api_server_cannot_reach(status: int, body: bytes) -> bool:
+    """An :func:`api_proxy` answer that is the API server's own: it could not
+    reach the backend (a Status object with 502/503/504, or no answer), not
+    the backend's answer."""
+    if status == 0:
+        return True
+    return status in (502, 503, 504) and (
+        b'"kind":"Status"' in body or b"error trying to reach" in body
+    )
+
+
+def answer_text(body: bytes, limit: int = 200) -> str:
+    """A proxied answer in a few words, for a message: the ``message`` of a
+    JSON answer (a Kubernetes Status has one), else its first ``limit``
+    bytes as text."""
+    try:
+        message = json.loads(body).get("message") or body[:limit].decode("utf-8", "replace")
+    except (ValueError, AttributeError):
+        message = body[:limit].decode("utf-8", "replace")
+    return str(message)
 
 
 def port_forward_http(

@@ -12,11 +12,10 @@ from urllib.parse import urlsplit
 import requests
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
-from kubernetes.client.exceptions import ApiException
 
 from chaosray.inference import InferenceTarget, is_transient_failure, send
 from chaosray.k8s.client import REQUEST_TIMEOUT, core_v1
-from chaosray.k8s.pods import ensure_namespace, explain
+from chaosray.k8s.pods import api_call, ensure_namespace
 
 __all__ = [
     "aws_target_health",
@@ -46,17 +45,16 @@ def nlb_endpoint(
     ingress yet), or if the Service is not of type LoadBalancer.
     """
     core = core_v1(secrets)
-    try:
-        service = core.read_namespaced_service(
+    service = api_call(
+        lambda: core.read_namespaced_service(
             service_name, namespace, _request_timeout=REQUEST_TIMEOUT
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            ensure_namespace(core, namespace)
-            raise ActivityFailed(
-                f"Service {service_name!r} does not exist in namespace {namespace!r}"
-            ) from None
-        raise explain(exc, f"read Service {service_name}") from None
+        ),
+        f"read Service {service_name}",
+        missing_ok=True,
+    )
+    if service is None:
+        ensure_namespace(core, namespace)
+        raise ActivityFailed(f"Service {service_name!r} does not exist in namespace {namespace!r}")
     if service.spec.type != "LoadBalancer":
         raise ActivityFailed(
             f"Service {namespace}/{service_name} is of type {service.spec.type}, not LoadBalancer"

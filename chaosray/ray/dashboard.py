@@ -20,8 +20,8 @@ from chaoslib.types import Secrets
 from kubernetes.client.exceptions import ApiException
 
 from chaosray.k8s.client import REQUEST_TIMEOUT, core_v1, custom_objects
-from chaosray.k8s.pods import explain, is_terminating
-from chaosray.k8s.proxy import api_proxy, port_forward_http
+from chaosray.k8s.pods import api_call, api_error, is_terminating
+from chaosray.k8s.proxy import answer_text, api_proxy, api_server_cannot_reach, port_forward_http
 from chaosray.retry import retry_read
 
 __all__: list[str] = []  # helpers, not activities
@@ -44,19 +44,16 @@ def read_ray_object(plural: str, name: str, namespace: str, secrets: Secrets) ->
     """A KubeRay object (``rayclusters`` or ``rayservices``), with a clear
     message when it does not exist."""
     kind = KINDS[plural]
-    try:
-        obj = retry_read(
-            lambda: custom_objects(secrets).get_namespaced_custom_object(
-                "ray.io", "v1", namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
-            ),
-            description=f"read {kind} {name}",
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            raise ActivityFailed(
-                f"{kind} {name!r} does not exist in namespace {namespace!r}"
-            ) from None
-        raise explain(exc, f"read {kind} {name}") from None
+    obj = api_call(
+        lambda: custom_objects(secrets).get_namespaced_custom_object(
+            "ray.io", "v1", namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
+        ),
+        f"read {kind} {name}",
+        retry=True,
+        missing_ok=True,
+    )
+    if obj is None:
+        raise ActivityFailed(f"{kind} {name!r} does not exist in namespace {namespace!r}")
     return dict(obj)
 
 
@@ -139,7 +136,7 @@ class Dashboard:
                 "GET", "services", self.namespace, f"{self.service_name}:{self.port_name}",
                 path, query=params, timeout=DASHBOARD_TIMEOUT[1], secrets=secrets,
             )  # fmt: skip
-            if _api_server_cannot_reach(status, body):
+            if api_server_cannot_reach(status, body):
                 status, body = self._via_port_forward(path, query, secrets, body)
             if status >= 400:
                 raise _ProxyError(status, body)
@@ -172,8 +169,8 @@ class Dashboard:
             description="list the Ray head pod",
         )
         running = [p for p in pods if p.status.phase == "Running" and not is_terminating(p)]
+        proxied = answer_text(proxy_answer)
         if not running:
-            proxied = _ProxyError(503, proxy_answer).message
             raise DashboardUnreachable(
                 f"Ray dashboard via {self.where}: {proxied}; and no running head pod "
                 f"({ray_selector(self.cluster, 'head')}) to port-forward to"
@@ -184,6 +181,7 @@ class Dashboard:
             for entry in container.ports or []:
                 if entry.name == self.port_name:
                     port = int(entry.container_port)
+        forward = f"port-forward to pod {self.namespace}/{pod.metadata.name}:{port}"
         try:
             return port_forward_http(
                 self.namespace, pod.metadata.name, port, "GET", f"/{path.lstrip('/')}{query}",
@@ -191,21 +189,11 @@ class Dashboard:
                 secrets=secrets,
             )  # fmt: skip
         except (ConnectionError, TimeoutError, ApiException) as exc:
-            proxied = _ProxyError(503, proxy_answer).message
+            # An ApiException's own text holds the response body: api_error's does not.
+            failed = api_error(exc, forward) if isinstance(exc, ApiException) else exc
             raise DashboardUnreachable(
-                f"Ray dashboard via {self.where}: {proxied}; port-forward to pod "
-                f"{self.namespace}/{pod.metadata.name}:{port} failed too: {exc}"
+                f"Ray dashboard via {self.where}: {proxied}; {forward} failed too: {failed}"
             ) from None
-
-
-def _api_server_cannot_reach(status: int, body: bytes) -> bool:
-    """The API server's own answer that it could not reach the backend (a
-    Status object with 502/503/504, or no answer), not the dashboard's."""
-    if status == 0:
-        return True
-    return status in (502, 503, 504) and (
-        b'"kind":"Status"' in body or b"error trying to reach" in body
-    )
 
 
 def _parse(body: bytes) -> Any:
@@ -218,13 +206,9 @@ def _parse(body: bytes) -> Any:
 
 class _ProxyError(Exception):
     def __init__(self, status: int, body: bytes) -> None:
-        try:
-            message = json.loads(body).get("message") or body[:200].decode("utf-8", "replace")
-        except (ValueError, AttributeError):
-            message = body[:200].decode("utf-8", "replace")
-        super().__init__(message)
         self.status = status
-        self.message = str(message)
+        self.message = answer_text(body)
+        super().__init__(self.message)
 
 
 def nodes(dashboard: Dashboard, secrets: Secrets) -> list[dict[str, Any]]:
