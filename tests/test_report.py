@@ -29,7 +29,7 @@ from chaosray.report import (
     summarize_experiment,
     summarize_suite,
 )
-from chaosray.report.journal import INTERRUPTED_FLAG, epoch
+from chaosray.journal import INTERRUPTED_FLAG, epoch
 from chaosray.report.series import series_from_samples
 from chaosray.report.svg import TimeAxis
 from tests.chaos_cli import run_experiment
@@ -195,7 +195,7 @@ def test_failed_steady_state_probes_are_named_with_their_values() -> None:
         ("steady_state_before", "redis-ready", 2),
         ("steady_state_after", "workers-ready", 1),
     ]
-    assert "'redis-ready' not met before the method: got 2" in verdict["reasons"][0]["message"]
+    assert "not met before the method: redis-ready (got 2)" in verdict["reasons"][0]["message"]
 
 
 def test_failed_and_interrupted_activities_give_their_errors() -> None:
@@ -212,7 +212,7 @@ def test_failed_and_interrupted_activities_give_their_errors() -> None:
     reasons = summary["verdict"]["reasons"]
     assert [r["kind"] for r in reasons] == ["interrupted", "activity", "activity_interrupted"]
     assert reasons[1]["message"] == (
-        "activity 'replacement-ready' failed: only 2 of 3 pods were Ready after 300s"
+        "replacement-ready failed: only 2 of 3 pods were Ready after 300s"
     )
     assert reasons[2]["activity"] == "long-wait"
     statuses = {a["name"]: a["status"] for a in summary["activities"]}
@@ -237,7 +237,7 @@ def test_the_verdict_control_decides_but_an_interruption_always_fails() -> None:
     failing = {"passed": False, "reasons": ["monitor: success rate 90% below 95%"]}
     summary = summarize_experiment(_journal(chaosray={"verdict": failing}, status="failed"))
     verdict = summary["verdict"]
-    assert verdict["source"] == "chaosray.verdict" and verdict["passed"] is False
+    assert verdict["source"] == "recorded" and verdict["passed"] is False
     assert [r["message"] for r in verdict["reasons"]] == ["monitor: success rate 90% below 95%"]
     assert [r["kind"] for r in verdict["evidence"]] == ["status"]
 
@@ -513,7 +513,7 @@ def test_render_junit_is_valid_and_says_why() -> None:
     assert cases["worker-delete"].find("failure") is None
     failure = cases["head-delete"].find("failure")
     assert failure is not None
-    assert failure.get("message") == "activity 'w' failed: boom <&> \ufffdbell"
+    assert failure.get("message") == "w failed: boom <&> \ufffdbell"
     error = cases["node-drain"].find("error")
     assert error is not None and error.get("type") == "interrupted"
     out = cases["worker-delete"].findtext("system-out") or ""
@@ -528,7 +528,7 @@ def test_render_console_shows_the_table_and_the_reasons() -> None:
     for cell in ("passed", "95.000 %", "2.00 ms", "250.0 ms", "3.00 s", "2.50 s", "12.00 s"):
         assert cell in line
     assert "FAILED" in next(ln for ln in text.splitlines() if "head-delete" in ln)
-    assert "activity 'w' failed: boom" in text
+    assert "w failed: boom" in text
     assert "\x1b[" in render_console(_suite_of(passing, failing), color=True)
 
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from chaosray import contract
 from chaosray.k8s.client import REQUEST_TIMEOUT, core_v1
 from chaosray.k8s.placement import choose_drain_node, pods_on_node
 from chaosray.k8s.pods import (
@@ -101,6 +102,16 @@ def _delete(
         "deleted_at_source": source,
         "grace_period": grace_period,
         "dry_run": False,
+        contract.DISRUPTIONS_KEY: [
+            contract.disruption(
+                "delete",
+                at=at.isoformat(),
+                at_source="client" if source == "local clock" else "api",
+                pod=name,
+                node=pod.spec.node_name,
+                grace_period=grace_period,
+            )
+        ],
     }
 
 
@@ -157,6 +168,16 @@ def delete_pod(
             "node": victim.spec.node_name,
             "deleted_at": None,
             "dry_run": True,
+            contract.DISRUPTIONS_KEY: [
+                contract.disruption(
+                    "delete",
+                    at=None,
+                    at_source="client",
+                    pod=victim.metadata.name,
+                    node=victim.spec.node_name,
+                    status="dry_run",
+                )
+            ],
         }
     return _delete(core, victim, namespace, label_selector, grace_period)
 
@@ -280,14 +301,30 @@ def delete_pods_sequentially(
             "steps": [{"pod": n, "dry_run": True} for n in names],
             "completed": True,
             "dry_run": True,
+            contract.DISRUPTIONS_KEY: [
+                contract.disruption("delete", at=None, at_source="client", pod=n, status="dry_run")
+                for n in names
+            ],
         }
     steps: list[dict[str, Any]] = []
+    disruptions: list[contract.Disruption] = []
     for index, pod in enumerate(plan, start=1):
         listing = list_pods(core, namespace, label_selector)
         current = {p.metadata.name: p for p in listing.items}
         live = current.get(pod.metadata.name)
         if live is None or live.metadata.uid != pod.metadata.uid or is_terminating(live):
             steps.append({"step": index, "pod": pod.metadata.name, "skipped": "already gone"})
+            disruptions.append(
+                contract.disruption(
+                    "delete",
+                    at=None,
+                    at_source="client",
+                    pod=pod.metadata.name,
+                    status="skipped",
+                    step=index,
+                    skipped="already gone",
+                )
+            )
             continue
         ready_before, left, waited = _ready_enough_to_delete(
             core, namespace, label_selector, listing, live, min_ready, ready_timeout
@@ -302,6 +339,9 @@ def delete_pods_sequentially(
         record = _delete(core, live, namespace, label_selector, grace_period)
         fewest, at_end = _observe_min_ready(core, namespace, label_selector, interval)
         check = "passed" if min_ready is None or fewest >= min_ready else "failed"
+        for item in record.pop(contract.DISRUPTIONS_KEY):
+            item["details"].update(step=index, min_ready_seen=fewest, check=check)
+            disruptions.append(item)
         steps.append(
             {
                 "step": index,
@@ -320,7 +360,12 @@ def delete_pods_sequentially(
                 f"were Ready after deleting {record['pod']}, fewer than min_ready={min_ready}. "
                 f"Steps: {steps}"
             )
-    return {"steps": steps, "completed": True, "dry_run": False}
+    return {
+        "steps": steps,
+        "completed": True,
+        "dry_run": False,
+        contract.DISRUPTIONS_KEY: disruptions,
+    }
 
 
 def _read_node(core: client.CoreV1Api, name: str) -> Any:
@@ -347,12 +392,13 @@ def cordon_node(
     core = core_v1(secrets)
     node = _read_node(core, name)
     was = bool(node.spec.unschedulable)
+    at = datetime.now(UTC).isoformat()
     if not was and not dry:
         patch = {
             "spec": {"unschedulable": True},
             "metadata": {
                 "labels": {CORDON_LABEL: "true"},
-                "annotations": {CORDON_ANNOTATION: datetime.now(UTC).isoformat()},
+                "annotations": {CORDON_ANNOTATION: at},
             },
         }
         try:
@@ -360,7 +406,18 @@ def cordon_node(
         except ApiException as exc:
             raise explain(exc, f"cordon node {name}") from None
         logger.info(f"Cordoned node {name}")
-    return {"node": name, "cordoned": True, "was_cordoned": was, "dry_run": dry}
+    status: Literal["done", "dry_run", "skipped"] = (
+        "dry_run" if dry else ("skipped" if was else "done")
+    )
+    return {
+        "node": name,
+        "cordoned": True,
+        "was_cordoned": was,
+        "dry_run": dry,
+        contract.DISRUPTIONS_KEY: [
+            contract.disruption("cordon", at=at, at_source="client", node=name, status=status)
+        ],
+    }
 
 
 def uncordon_node(
@@ -537,6 +594,22 @@ def drain_node(
             "skipped": skipped,
             "refused": refused,  # a real run would refuse to start
             "dry_run": True,
+            contract.DISRUPTIONS_KEY: [
+                contract.disruption(
+                    "drain", at=None, at_source="client", node=name, status="dry_run"
+                ),
+                *(
+                    contract.disruption(
+                        "evict",
+                        at=None,
+                        at_source="client",
+                        node=name,
+                        status="dry_run",
+                        pod=f"{p.metadata.namespace}/{p.metadata.name}",
+                    )
+                    for p in evict
+                ),
+            ],
         }
     cordon = cordon_node(name, configuration=configuration, secrets=secrets)
     records = {
@@ -558,6 +631,7 @@ def drain_node(
         if isinstance(exc, ActivityFailed):
             raise ActivityFailed(f"drain of node {name} failed: {exc}") from None
         raise
+    drained_at = cordon[contract.DISRUPTIONS_KEY][0]["at"]
     return {
         "node": name,
         "chosen_by": chosen_by,
@@ -566,6 +640,22 @@ def drain_node(
         "skipped": skipped,
         "duration_s": time.monotonic() - started,
         "dry_run": False,
+        contract.DISRUPTIONS_KEY: [
+            contract.disruption("drain", at=drained_at, at_source="client", node=name),
+            *(
+                contract.disruption(
+                    "evict",
+                    at=r["evicted_at"],
+                    at_source="client",
+                    node=name,
+                    pod=str(r["pod"]),
+                    status="done" if r["evicted_at"] else "pending",
+                    refusals=r["refusals"],
+                    terminated_s=r["terminated_s"],
+                )
+                for r in records.values()
+            ),
+        ],
     }
 
 

@@ -41,7 +41,7 @@ from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
 from chaosray.k8s.client import core_v1
 from chaosray.k8s.pods import condition, is_ready, list_pods, watch_pods
-from chaosray.report.journal import add_control_entry, mark_interrupted_runs
+from chaosray.journal import add_control_entry, mark_interrupted_runs
 
 __all__ = [
     "after_experiment_control",

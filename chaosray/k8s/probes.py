@@ -13,6 +13,7 @@ from chaoslib.types import Configuration, Secrets
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from chaosray.contract import RECOVERIES_KEY, RecoveryTimeout, recovery
 from chaosray.k8s.client import REQUEST_TIMEOUT, apps_v1, core_v1, policy_v1
 from chaosray.k8s.placement import choose_drain_node, pods_by_node, why_pod_does_not_fit
 from chaosray.k8s.pods import (
@@ -359,7 +360,7 @@ def wait_for_ready_pods(
         details = (
             ", ".join(f"{p.metadata.name} ({_why_not_ready(p)})" for p in not_ready) or "none exist"
         )
-        raise ActivityFailed(
+        raise RecoveryTimeout(
             f"only {len(ready)} of {count} pods matching {label_selector!r} in {namespace!r} "
             f"were Ready after {timeout:g}s; not Ready: {details}"
         )
@@ -368,20 +369,29 @@ def wait_for_ready_pods(
         t for t in (ready_since(p) for p in ready) if t and t.timestamp() >= since_epoch - 1
     ]
     recovered = max(became_ready) if became_ready else None
+    recovery_s = max(0.0, recovered.timestamp() - since_epoch) if recovered else 0.0
+    observed_s = (
+        (start_wall.timestamp() + (observed_at - start_mono)) - since_epoch
+        if observed_at is not None
+        else None
+    )
+    when = {
+        "since": origin.isoformat(),
+        "since_source": source,
+        "recovered_at": recovered.isoformat() if recovered else None,
+    }
     return {
         "ready": len(ready),
         "count": count,
         "waited_s": waited,
-        "recovery_s": max(0.0, recovered.timestamp() - since_epoch) if recovered else 0.0,
-        "observed_recovery_s": (
-            (start_wall.timestamp() + (observed_at - start_mono)) - since_epoch
-            if observed_at is not None
-            else None
-        ),
-        "since": origin.isoformat(),
-        "since_source": source,
-        "recovered_at": recovered.isoformat() if recovered else None,
+        "recovery_s": recovery_s,
+        "observed_recovery_s": observed_s,
+        **when,
         "pods": [describe(p) for p in pods.values()],
+        RECOVERIES_KEY: [
+            recovery("recovery_s", recovery_s, when),
+            recovery("observed_recovery_s", observed_s, when, primary=False),
+        ],
     }
 
 

@@ -89,7 +89,7 @@ from chaosray.load.k6_cluster import (
 )
 from chaosray.load.monitor import stop_all_monitors
 from chaosray.nlb.probes import base_url
-from chaosray.report.journal import add_control_entry, mark_interrupted_runs
+from chaosray.journal import add_control_entry, mark_interrupted_runs
 
 __all__ = [
     "after_experiment_control",

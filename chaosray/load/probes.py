@@ -10,6 +10,7 @@ import requests
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from chaosray.contract import AVAILABILITY_KEY, availability_of
 from chaosray.inference import InferenceTarget, send
 from chaosray.load.monitor import MAX_RATE, AvailabilityMonitor
 from chaosray.nlb.probes import base_url, join_path
@@ -90,4 +91,5 @@ def monitor_availability(
         f"downtime {summary['total_downtime_s']:.2f}s "
         f"in {len(summary['downtime_windows'])} window(s)"
     )
+    summary[AVAILABILITY_KEY] = availability_of(summary)
     return summary

@@ -17,6 +17,7 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from chaosray.contract import RECOVERIES_KEY, RecoveryTimeout, recovery
 from chaosray.k8s.client import core_v1
 from chaosray.k8s.pods import is_ready, last_disruption, list_pods
 from chaosray.k8s.probes import wait_for_ready_pods
@@ -554,7 +555,7 @@ def ray_head_recovery(
         )
     except WaitTimeout:
         zombies = last.get("zombies") or ["(the new head's dashboard never answered)"]
-        raise ActivityFailed(
+        raise RecoveryTimeout(
             f"workers did not reconnect within {reconnect_timeout:g}s of the new head being "
             f"Ready; no HEALTHY Serve proxy under the new controller for: {', '.join(zombies)}"
             + (
@@ -564,9 +565,14 @@ def ray_head_recovery(
             )
         ) from None
     observed_at = time.time()
+    reconnect_s = max(0.0, observed_at - head_ready_at)
     return {
+        RECOVERIES_KEY: [
+            recovery("head_ready_s", head["recovery_s"], head),
+            recovery("workers_reconnect_s", reconnect_s, head, primary=False),
+        ],
         "head_ready_s": head["recovery_s"],
-        "workers_reconnect_s": max(0.0, observed_at - head_ready_at),
+        "workers_reconnect_s": reconnect_s,
         "reconnected": final["reconnected"],
         "alive": len(final["reconnected"]),
         "zombies": final["zombies"],

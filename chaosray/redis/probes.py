@@ -25,6 +25,7 @@ from chaoslib.types import Configuration, Secrets
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
+from chaosray.contract import RECOVERIES_KEY, RecoveryTimeout, recovery
 from chaosray.k8s.client import core_v1, core_v1_for_streams
 from chaosray.k8s.pods import explain, is_ready, require_pods
 from chaosray.k8s.probes import statefulset_ready, wait_for_ready_pods
@@ -325,11 +326,16 @@ def wait_for_redis_rejoin(
             break
         if time.monotonic() - started > timeout:
             wrong = "; ".join(status["problems"]) or "replicas missing"
-            raise ActivityFailed(f"Redis did not rejoin within {timeout:g}s: {wrong}")
+            raise RecoveryTimeout(f"Redis did not rejoin within {timeout:g}s: {wrong}")
         time.sleep(0.5)
+    rejoin_s = max(0.0, time.time() - to_epoch(ready["since"]))
     result = {
+        RECOVERIES_KEY: [
+            recovery("recovery_s", ready["recovery_s"], ready),
+            recovery("rejoin_s", rejoin_s, ready, primary=False),
+        ],
         "recovery_s": ready["recovery_s"],
-        "rejoin_s": max(0.0, time.time() - to_epoch(ready["since"])),
+        "rejoin_s": rejoin_s,
         "ready_wait": ready,
         "replication": status,
     }

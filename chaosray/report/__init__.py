@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from chaosray.report.experiment import EXPERIMENT_SCHEMA, summarize_experiment
 from chaosray.report.html import render_html
-from chaosray.report.journal import mark_interrupted_runs
+from chaosray.journal import mark_interrupted_runs
 from chaosray.report.render import render_console, render_json, render_junit
 from chaosray.report.suite import SUITE_SCHEMA, summarize_suite
 

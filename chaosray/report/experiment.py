@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from chaosray.report.journal import (
+from chaosray.contract import Blocks, blocks_of, has_blocks, legacy_blocks, legacy_recovery_metric
+from chaosray.judge import K6_RUN_NAME, judge
+from chaosray.journal import (
     INTERRUPTED_FLAG,
     activity_name,
-    bounded_value,
     epoch,
     func_of,
     is_interrupted,
@@ -20,7 +21,6 @@ from chaosray.report.journal import (
     number,
     provider_of,
     short_func,
-    short_value,
 )
 from chaosray.report.series import series_from_samples
 
@@ -28,28 +28,12 @@ __all__: list[str] = []  # pure logic, no activities
 
 EXPERIMENT_SCHEMA = "chaosray.report.experiment/v1"
 
-MONITOR_FUNC = "monitor_availability"
-K6_RUN_NAME = "k6-load"
 TIMELINE_RUN_NAME = "pod-timeline"
-DELETE_FUNCS = ("delete_pod", "delete_ray_head", "delete_ray_worker", "delete_redis_pod")
-# func -> (primary metric, secondary metrics): the figures each recovery probe returns.
-RECOVERY_FUNCS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "wait_for_ready_pods": ("recovery_s", ("observed_recovery_s",)),
-    "wait_for_redis_rejoin": ("recovery_s", ("rejoin_s",)),
-    "ray_head_recovery": ("head_ready_s", ("workers_reconnect_s",)),
-}
 # Phases whose recovery figures can be the experiment's key recovery time.
 KEY_RECOVERY_PHASES = ("method", "steady_state_after")
-
-
-# The journal status the suite gives an experiment it did not run.
-SKIPPED = "skipped"
-
-
-def _reason(
-    kind: str, message: str, activity: str | None = None, value: Any = None
-) -> dict[str, Any]:
-    return {"kind": kind, "message": message, "activity": activity, "value": value}
+# What a recovery probe raises when it does not recover in time
+# (chaosray.contract.RecoveryTimeout), as the journal's exception shows it.
+RECOVERY_TIMEOUT = "RecoveryTimeout:"
 
 
 def _entry_status(entry: dict[str, Any]) -> str:
@@ -59,143 +43,13 @@ def _entry_status(entry: dict[str, Any]) -> str:
     return str(status) if status is not None else "unknown"
 
 
-def _failed_probe_reasons(journal: dict[str, Any]) -> list[dict[str, Any]]:
-    reasons = []
-    steady = journal.get("steady_states")
-    steady = steady if isinstance(steady, dict) else {}
-    labels = {
-        "before": ("steady_state_before", "before the method"),
-        "after": ("steady_state_after", "after the method"),
-    }
-    for key, (kind, when) in labels.items():
-        state = steady.get(key)
-        if not isinstance(state, dict):
-            continue
-        probes = [p for p in state.get("probes") or [] if isinstance(p, dict)]
-        failed = [
-            p
-            for p in probes
-            if p.get("tolerance_met") is False or p.get("status") == "failed" or is_interrupted(p)
-        ]
-        for probe in failed:
-            name = activity_name(probe)
-            error = last_error_line(probe)
-            got = f"error: {error}" if error else f"got {short_value(probe.get('output'))}"
-            reasons.append(
-                _reason(
-                    kind,
-                    f"steady-state probe {name!r} not met {when}: {got}",
-                    name,
-                    bounded_value(probe.get("output")),
-                )
-            )
-        if state.get("steady_state_met") is False and not failed:
-            reasons.append(_reason(kind, f"steady state not met {when}"))
-    for state in steady.get("during") or []:
-        if isinstance(state, dict) and state.get("steady_state_met") is False:
-            names = [
-                activity_name(p)
-                for p in state.get("probes") or []
-                if isinstance(p, dict) and p.get("tolerance_met") is False
-            ]
-            reasons.append(
-                _reason(
-                    "steady_state_during",
-                    "steady state not met during the method"
-                    + (f": {', '.join(names)}" if names else ""),
-                )
-            )
-    return reasons
-
-
-def _evidence(journal: dict[str, Any], k6: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Every failure the journal itself shows, with names and values."""
-    reasons: list[dict[str, Any]] = []
-    status = journal.get("status")
-    if status in ("interrupted", "aborted"):
-        reasons.append(_reason(status, f"the experiment was {status}"))
-    reasons.extend(_failed_probe_reasons(journal))
-    for phase, entry in iter_entries(journal):
-        if phase.startswith("steady_state"):
-            continue
-        name = activity_name(entry)
-        if name == K6_RUN_NAME and phase == "control":
-            continue  # reported from journal["chaosray"]["k6"] below
-        where = "rollback" if phase == "rollback" else "activity"
-        if is_interrupted(entry):
-            reasons.append(
-                _reason(
-                    f"{where}_interrupted",
-                    f"{where} {name!r} was cut off by a signal before it ended",
-                    name,
-                )
-            )
-        elif entry.get("status") == "failed":
-            error = last_error_line(entry) or "no error message"
-            reasons.append(_reason(where, f"{where} {name!r} failed: {error}", name, error))
-    if k6 is not None:
-        if k6.get("status") == "thresholds_failed":
-            failed = sorted(k for k, ok in (k6.get("thresholds") or {}).items() if not ok)
-            reasons.append(
-                _reason(
-                    "k6_thresholds",
-                    "k6 thresholds failed: "
-                    + (", ".join(failed) or f"exit code {k6.get('exit_code')}"),
-                    K6_RUN_NAME,
-                    failed,
-                )
-            )
-        elif k6.get("status") == "error":
-            error = k6.get("error") or k6.get("exit_reason") or "unknown error"
-            reasons.append(_reason("k6_error", f"k6 load error: {error}", K6_RUN_NAME, error))
-    if status == "failed" and not reasons:
-        reasons.append(_reason("status", "the journal's status is failed"))
-    if journal.get("deviated") and not any(r["kind"].startswith("steady_state") for r in reasons):
-        reasons.append(_reason("deviated", "the system deviated from its steady state"))
-    return reasons
-
-
-def _verdict(journal: dict[str, Any], evidence: list[dict[str, Any]]) -> dict[str, Any]:
-    status = journal.get("status")
-    chaosray = journal.get("chaosray")
-    given = chaosray.get("verdict") if isinstance(chaosray, dict) else None
-    if status == SKIPPED:  # the suite did not run it: neither passed nor failed
-        reasons = (given or {}).get("reasons") or ["not run"]
-        return {
-            "passed": False,
-            "skipped": True,
-            "source": "suite",
-            "reasons": [_reason("skipped", str(text)) for text in reasons],
-            "evidence": [],
-        }
-    if isinstance(given, dict) and isinstance(given.get("passed"), bool):
-        reasons = [_reason("verdict", str(text)) for text in given.get("reasons") or [] if text]
-        passed = bool(given["passed"])
-        if status in ("interrupted", "aborted") and not any(
-            status in r["message"] for r in reasons
-        ):
-            reasons.append(_reason(status, f"the experiment was {status}"))
-        passed = passed and status not in ("interrupted", "aborted")
-        if not passed and not reasons:
-            reasons = list(evidence) or [_reason("verdict", "the verdict control failed it")]
-        return {
-            "passed": passed,
-            "skipped": False,
-            "source": "chaosray.verdict",
-            "reasons": [] if passed else reasons,
-            "evidence": evidence,
-        }
-    passed = not evidence and status == "completed"
-    reasons = list(evidence)
-    if not passed and not reasons:
-        reasons.append(_reason("status", f"the journal's status is {status!r}"))
-    return {
-        "passed": passed,
-        "skipped": False,
-        "source": "journal",
-        "reasons": [] if passed else reasons,
-        "evidence": evidence,
-    }
+def entry_blocks(entry: dict[str, Any]) -> Blocks:
+    """An entry's contract blocks; for an output from before the contract,
+    the one fallback (chaosray.contract.legacy_blocks)."""
+    output = entry.get("output")
+    if has_blocks(output):
+        return blocks_of(output)
+    return legacy_blocks(short_func(entry), output, entry.get("start"))
 
 
 def _offset(t: float | None, origin: float | None) -> float | None:
@@ -246,31 +100,31 @@ def _outage_figures(output: dict[str, Any], origin: float | None) -> dict[str, A
     }
 
 
-def _monitor(entry: dict[str, Any], origin: float | None) -> dict[str, Any]:
-    output = entry.get("output") if isinstance(entry.get("output"), dict) else {}
-    assert isinstance(output, dict)
-    latency = output.get("latency_s")
+def _monitor(entry: dict[str, Any], block: dict[str, Any], origin: float | None) -> dict[str, Any]:
+    """One availability block (chaosray.contract.Availability) of an activity."""
+    latency = block.get("latency_s")
     return {
         "activity": activity_name(entry),
         "status": _entry_status(entry),
-        "url": output.get("url"),
-        "rate_per_s": number(output.get("rate_per_s")),
-        "requests": output.get("requests"),
-        "failed": output.get("failed"),
-        "success_rate": number(output.get("success_rate")),
+        "url": block.get("url"),
+        "rate_per_s": number(block.get("rate_per_s")),
+        "requests": block.get("requests"),
+        "failed": block.get("failed"),
+        "success_rate": number(block.get("success_rate")),
         "latency_ms": _latency_ms_from_s(latency),
         "latency_exact": latency.get("exact") if isinstance(latency, dict) else None,
         "downtime_windows": [
-            _window(w, origin) for w in output.get("downtime_windows") or [] if isinstance(w, dict)
+            _window(w, origin) for w in block.get("downtime_windows") or [] if isinstance(w, dict)
         ],
-        "total_downtime_s": number(output.get("total_downtime_s")),
-        "longest_outage_s": number(output.get("longest_outage_s")),
-        **_outage_figures(output, origin),
-        "recovered_at": iso(number(output.get("recovered_at"))),
-        "still_down": bool(output.get("still_down")),
-        "errors": dict(output.get("errors") or {}),
-        "samples_path": output.get("samples_path"),
+        "total_downtime_s": number(block.get("total_downtime_s")),
+        "longest_outage_s": number(block.get("longest_outage_s")),
+        **_outage_figures(block, origin),
+        "recovered_at": iso(number(block.get("recovered_at"))),
+        "still_down": bool(block.get("still_down")),
+        "errors": dict(block.get("errors") or {}),
+        "samples_path": block.get("samples_path"),
         "error": last_error_line(entry),
+        "timeline": list(block.get("timeline") or []),
     }
 
 
@@ -346,48 +200,42 @@ def _k6(journal: dict[str, Any], origin: float | None) -> dict[str, Any] | None:
 def _recovery(journal: dict[str, Any]) -> list[dict[str, Any]]:
     figures: list[dict[str, Any]] = []
     for phase, entry in iter_entries(journal):
-        func = short_func(entry)
-        output = entry.get("output")
-        if func in RECOVERY_FUNCS:
-            primary, secondary = RECOVERY_FUNCS[func]
-        elif isinstance(output, dict) and number(output.get("recovery_s")) is not None:
-            primary, secondary = "recovery_s", ()
-        else:
-            continue
         base = {
             "activity": activity_name(entry),
             "func": func_of(entry),
             "phase": phase,
             "status": _entry_status(entry),
         }
-        if not isinstance(output, dict) or entry.get("status") != "succeeded":
-            figures.append(
-                {
-                    **base,
-                    "metric": primary,
-                    "primary": True,
-                    "seconds": None,
-                    "since": None,
-                    "since_source": None,
-                    "recovered_at": None,
-                    "error": last_error_line(entry) or "no result",
-                }
-            )
-            continue
-        detail = output.get("head") if func == "ray_head_recovery" else output
-        detail = detail if isinstance(detail, dict) else {}
-        for metric in (primary, *secondary):
-            if metric not in output:
+        if entry.get("status") != "succeeded" or not isinstance(entry.get("output"), dict):
+            error = last_error_line(entry)
+            metric = legacy_recovery_metric(short_func(entry))
+            if RECOVERY_TIMEOUT in "".join(str(x) for x in entry.get("exception") or []):
+                metric = metric or "recovery_s"
+            if metric is None:
                 continue
             figures.append(
                 {
                     **base,
                     "metric": metric,
-                    "primary": metric == primary,
-                    "seconds": number(output.get(metric)),
-                    "since": detail.get("since"),
-                    "since_source": detail.get("since_source"),
-                    "recovered_at": detail.get("recovered_at"),
+                    "primary": True,
+                    "seconds": None,
+                    "since": None,
+                    "since_source": None,
+                    "recovered_at": None,
+                    "error": error or "no result",
+                }
+            )
+            continue
+        for item in entry_blocks(entry)["recoveries"]:
+            figures.append(
+                {
+                    **base,
+                    "metric": item["metric"],
+                    "primary": bool(item["primary"]),
+                    "seconds": number(item["seconds"]),
+                    "since": item["since"],
+                    "since_source": item["since_source"],
+                    "recovered_at": item["recovered_at"],
                     "error": None,
                 }
             )
@@ -413,84 +261,54 @@ def _key_recovery(figures: list[dict[str, Any]]) -> dict[str, Any] | None:
 def _disruptions(journal: dict[str, Any], origin: float | None) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
 
-    def add(entry: dict[str, Any], kind: str, at: Any, **fields: Any) -> None:
-        at_epoch = epoch(at)
+    def add(entry: dict[str, Any], item: dict[str, Any]) -> None:
+        at_epoch = epoch(item.get("at"))
         found.append(
             {
                 "activity": activity_name(entry),
                 "func": func_of(entry),
-                "kind": kind,
-                "pod": fields.pop("pod", None),
-                "node": fields.pop("node", None),
+                "kind": item.get("kind"),
+                "pod": item.get("pod"),
+                "node": item.get("node"),
                 "at": iso(at_epoch) if at_epoch is not None else None,
                 "at_epoch": at_epoch,
+                "at_source": item.get("at_source"),
                 "offset_s": _offset(at_epoch, origin),
-                "status": fields.pop("status", "done"),
-                "details": fields,
+                "status": item.get("status", "done"),
+                "details": dict(item.get("details") or {}),
             }
         )
 
     for phase, entry in iter_entries(journal):
         if phase != "method":
             continue
-        func = short_func(entry)
-        if func not in (*DELETE_FUNCS, "delete_pods_sequentially", "drain_node", "cordon_node"):
+        if entry.get("status") == "succeeded" and isinstance(entry.get("output"), dict):
+            for item in entry_blocks(entry)["disruptions"]:
+                add(entry, dict(item))
             continue
-        output = entry.get("output")
-        kind = {"drain_node": "drain", "cordon_node": "cordon"}.get(func or "", "delete")
-        if not isinstance(output, dict) or entry.get("status") != "succeeded":
+        # A disruptive action that failed: its disruption is that it was tried.
+        kind = _disruptive_kind(entry)
+        if kind is not None:
             error = last_error_line(entry) or "no result"
-            add(entry, kind, entry.get("start"), status=_entry_status(entry), error=error)
-            continue
-        dry = bool(output.get("dry_run"))
-        if func in DELETE_FUNCS:
-            add(
-                entry,
-                "delete",
-                output.get("deleted_at") or entry.get("start"),
-                pod=output.get("pod"),
-                node=output.get("node"),
-                status="dry_run" if dry else "done",
-                grace_period=output.get("grace_period"),
-            )
-        elif func == "delete_pods_sequentially":
-            for step in output.get("steps") or []:
-                if not isinstance(step, dict):
-                    continue
-                status = "dry_run" if dry else ("skipped" if step.get("skipped") else "done")
-                add(
-                    entry,
-                    "delete",
-                    step.get("deleted_at"),
-                    pod=step.get("pod"),
-                    node=step.get("node"),
-                    status=status,
-                    step=step.get("step"),
-                    min_ready_seen=step.get("min_ready_seen"),
-                    check=step.get("check"),
-                    skipped=step.get("skipped"),
-                )
-        elif func == "drain_node":
-            node = output.get("node")
-            add(entry, "drain", entry.get("start"), node=node, status="dry_run" if dry else "done")
-            for pod in output.get("pods") or []:
-                if not isinstance(pod, dict):
-                    continue
-                add(
-                    entry,
-                    "evict",
-                    pod.get("evicted_at"),
-                    pod=pod.get("pod"),
-                    node=node,
-                    status="dry_run" if dry else ("done" if pod.get("evicted_at") else "pending"),
-                    refusals=pod.get("refusals"),
-                    terminated_s=number(pod.get("terminated_s")),
-                )
-        else:  # cordon_node
-            add(entry, "cordon", entry.get("start"), node=output.get("node"),
-                status="dry_run" if dry else "done")  # fmt: skip
+            add(entry, {"kind": kind, "at": entry.get("start"), "at_source": "client",
+                        "status": _entry_status(entry), "details": {"error": error}})  # fmt: skip
     found.sort(key=lambda d: (d["at_epoch"] is None, d["at_epoch"] or 0.0))
     return found
+
+
+def _disruptive_kind(entry: dict[str, Any]) -> str | None:
+    """The kind of disruption a failed method action was attempting: an
+    action of a chaosray ``actions`` module that deletes, evicts, drains or
+    cordons (its function's name says which)."""
+    module = str(provider_of(entry).get("module") or "")
+    func = short_func(entry) or ""
+    if not (module.startswith("chaosray.") and module.endswith(".actions")):
+        return None
+    for word, kind in (("drain", "drain"), ("cordon", "cordon"), ("evict", "evict"),
+                       ("delete", "delete")):  # fmt: skip
+        if func.startswith(f"{word}_") and not func.startswith("uncordon"):
+            return kind
+    return None
 
 
 def _pod_events(journal: dict[str, Any], origin: float | None) -> tuple[list[Any], dict[str, Any]]:
@@ -600,11 +418,11 @@ def summarize_experiment(
         duration = ended - started
 
     k6 = _k6(journal, origin)
-    evidence = _evidence(journal, k6)
     monitors = [
-        _monitor(entry, origin)
+        _monitor(entry, dict(measured_block), origin)
         for phase, entry in iter_entries(journal)
-        if short_func(entry) == MONITOR_FUNC and phase in ("method", "steady_state_after")
+        if phase in ("method", "steady_state_after")
+        and (measured_block := entry_blocks(entry)["availability"]) is not None
     ]
     series = series_from_samples(samples) if samples is not None else None
 
@@ -635,12 +453,7 @@ def summarize_experiment(
         availability_source = "samples"
         latency_points = _with_offsets(series.latency(), origin)
     elif primary is not None:
-        entry = next(
-            e for _p, e in iter_entries(journal)
-            if short_func(e) == MONITOR_FUNC and activity_name(e) == primary["activity"]
-        )  # fmt: skip
-        output = entry.get("output") or {}
-        availability_points = _with_offsets(list(output.get("timeline") or []), origin)
+        availability_points = _with_offsets(primary["timeline"], origin)
         availability_source = "monitor"
         latency_points = []
     elif k6 is not None and k6["timeline"]:
@@ -666,9 +479,9 @@ def summarize_experiment(
         "ended": iso(ended),
         "duration_s": duration,
         "origin": origin,
-        "verdict": _verdict(journal, evidence),
+        "verdict": judge(journal),
         "availability": availability,
-        "monitors": monitors,
+        "monitors": [{k: v for k, v in m.items() if k != "timeline"} for m in monitors],
         "recovery": recovery,
         "key_recovery": _key_recovery(recovery),
         "disruptions": _disruptions(journal, origin),

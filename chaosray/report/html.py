@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from chaosray.report.journal import epoch
+from chaosray.journal import epoch
 from chaosray.report.render import extra_evidence, fmt_ms, fmt_rate, fmt_recovery, fmt_s
 from chaosray.report.suite import verdict_word
 from chaosray.report.svg import (

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from chaosray.report.journal import epoch
+from chaosray.journal import epoch
 
 __all__: list[str] = []  # pure logic, no activities
 

@@ -20,7 +20,7 @@ from typing import Any
 from ddsketch import DDSketch
 
 from chaosray.metrics import Request, RequestStats, exact_percentile
-from chaosray.report.journal import number
+from chaosray.journal import number
 
 __all__: list[str] = []  # pure logic, no activities
 

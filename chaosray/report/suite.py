@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from chaosray.report.experiment import EXPERIMENT_SCHEMA
-from chaosray.report.journal import epoch
+from chaosray.journal import epoch
 
 __all__: list[str] = []  # pure logic, no activities
 

@@ -31,7 +31,8 @@ from typing import Any
 
 from rich.console import Console
 
-from chaosray.report.experiment import SKIPPED
+from chaosray.contract import Verdict
+from chaosray.judge import SKIPPED, judge
 
 __all__: list[str] = []  # the suite is a command, not activities
 
@@ -78,21 +79,21 @@ class ExperimentRun:
     interrupted: bool = False
 
     @property
-    def verdict(self) -> dict[str, Any]:
-        if self.skipped:
-            return {"passed": False, "skipped": True, "reasons": [self.skipped]}
-        if self.journal is None:
-            return {"passed": False, "reasons": [f"no journal (chaos exited {self.returncode})"]}
-        verdict = (self.journal.get("chaosray") or {}).get("verdict")
-        if verdict is not None:
-            return dict(verdict)
-        status = self.journal.get("status")
-        deviated = self.journal.get("deviated")
-        passed = status == "completed" and not deviated
+    def judged_journal(self) -> dict[str, Any]:
+        """The journal to judge: chaos's, or for a run that left none (skipped,
+        or chaos died) one that says why."""
+        if self.journal is not None and not self.skipped:
+            return self.journal
+        why = self.skipped or f"no journal (chaos exited {self.returncode})"
         return {
-            "passed": passed,
-            "reasons": [] if passed else [f"status {status}, deviated {deviated}"],
+            "experiment": {"title": self.name},
+            "status": SKIPPED if self.skipped else "failed",
+            "chaosray": {"verdict": {"passed": False, "reasons": [why]}},
         }
+
+    @property
+    def verdict(self) -> Verdict:
+        return judge(self.judged_journal)
 
 
 class Suite:
@@ -250,8 +251,8 @@ class Suite:
             f"{'✔' if verdict['passed'] else '✘'} {name}: {mark} "
             f"({time.monotonic() - started:.0f}s)"
         )
-        for reason in verdict["reasons"]:
-            self.console.print(f"    {reason}")
+        for why in verdict["reasons"]:
+            self.console.print(f"    {why['message']}")
 
     @staticmethod
     def _progress(name: str, line: str, samples: Path, started: float) -> str:
@@ -292,13 +293,7 @@ class Suite:
 
         summaries = []
         for run in self.runs:
-            journal = run.journal
-            if journal is None:  # skipped, or chaos died: the verdict says why
-                journal = {
-                    "experiment": {"title": run.name},
-                    "status": SKIPPED if run.skipped else "failed",
-                    "chaosray": {"verdict": run.verdict},
-                }
+            journal = run.judged_journal
             samples_path = self.folder / f"{run.name}.samples.jsonl"
             samples = _read_samples(samples_path) if samples_path.exists() else None
             summaries.append(report.summarize_experiment(journal, samples, name=run.name))

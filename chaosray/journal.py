@@ -23,6 +23,8 @@ INTERRUPTED_MESSAGE = (
 INTERRUPTED_FLAG = "chaosray_interrupted"
 MAX_VALUE_CHARS = 2000
 ACTIVITY_FAILED_PREFIX = "chaoslib.exceptions.ActivityFailed:"
+# The exception classes whose names chaoslib writes before an activity's message.
+ERROR_PREFIXES = (ACTIVITY_FAILED_PREFIX, "chaosray.contract.RecoveryTimeout:")
 
 
 def epoch(value: Any) -> float | None:
@@ -106,8 +108,9 @@ def last_error_line(entry: dict[str, Any]) -> str | None:
     if not lines:
         return None
     line = lines[-1].strip()
-    while line.startswith(ACTIVITY_FAILED_PREFIX):  # chaoslib repeats it when re-raising
-        line = line[len(ACTIVITY_FAILED_PREFIX) :].strip()
+    # chaoslib repeats the class when re-raising
+    while prefix := next((p for p in ERROR_PREFIXES if line.startswith(p)), None):
+        line = line[len(prefix) :].strip()
     return line or None
 
 

@@ -1,0 +1,299 @@
+"""The one judge: a journal and a scenario's criteria in, a :class:`Verdict` out.
+
+The verdict control (:mod:`chaosray.verdict`) calls it when the experiment
+ends, the report (:mod:`chaosray.report.experiment`) calls it on the journal
+it summarises, and the suite calls it for a run the control did not judge.
+They agree because there is only this one.
+
+An experiment fails when any of these hold:
+
+- it was interrupted or aborted;
+- a steady-state probe failed, before, during or after the method;
+- an activity or a rollback failed, or was cut off by a signal;
+- the load (k6) failed its thresholds or did not run;
+- an ``availability`` block (:mod:`chaosray.contract`) of the method is worse
+  than the criteria allow, or the service was still down when it ended;
+- the journal says failed or deviated for a reason none of the above gives.
+
+Pure: reads the journal only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaosray.contract import Availability, Criteria, Reason, Verdict, blocks_of
+from chaosray.journal import (
+    activity_name,
+    bounded_value,
+    is_interrupted,
+    iter_entries,
+    last_error_line,
+    short_value,
+)
+
+__all__: list[str] = []  # pure logic, no activities
+
+# The journal status the suite gives an experiment it did not run.
+SKIPPED = "skipped"
+K6_RUN_NAME = "k6-load"
+NO_CRITERIA: Criteria = {
+    "min_success_rate": None,
+    "max_downtime_s": None,
+    "max_longest_outage_s": None,
+}
+
+
+def criteria(
+    min_success_rate: float | None = None,
+    max_downtime_s: float | None = None,
+    max_longest_outage_s: float | None = None,
+) -> Criteria:
+    """Checked criteria (``ValueError`` naming the bad one)."""
+    for name, value in (
+        ("min_success_rate", min_success_rate),
+        ("max_downtime_s", max_downtime_s),
+        ("max_longest_outage_s", max_longest_outage_s),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+        ):
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    if min_success_rate is not None and min_success_rate > 1:
+        raise ValueError(f"min_success_rate is a fraction (0..1), got {min_success_rate!r}")
+    return {
+        "min_success_rate": min_success_rate,
+        "max_downtime_s": max_downtime_s,
+        "max_longest_outage_s": max_longest_outage_s,
+    }
+
+
+def reason(kind: str, message: str, activity: str | None = None, value: Any = None) -> Reason:
+    return {"kind": kind, "message": message, "activity": activity, "value": value}
+
+
+def _steady_state_reasons(journal: dict[str, Any]) -> list[Reason]:
+    reasons = []
+    steady = journal.get("steady_states")
+    steady = steady if isinstance(steady, dict) else {}
+    labels = {
+        "before": ("steady_state_before", "before the method"),
+        "after": ("steady_state_after", "after the method"),
+    }
+    for key, (kind, when) in labels.items():
+        state = steady.get(key)
+        if not isinstance(state, dict):
+            continue
+        probes = [p for p in state.get("probes") or [] if isinstance(p, dict)]
+        failed = [
+            p
+            for p in probes
+            if p.get("tolerance_met") is False or p.get("status") == "failed" or is_interrupted(p)
+        ]
+        for probe in failed:
+            name = activity_name(probe)
+            error = last_error_line(probe)
+            got = f"error: {error}" if error else f"got {short_value(probe.get('output'))}"
+            reasons.append(
+                reason(
+                    kind,
+                    f"steady state not met {when}: {name} ({got})",
+                    name,
+                    bounded_value(probe.get("output")),
+                )
+            )
+        if state.get("steady_state_met") is False and not failed:
+            reasons.append(reason(kind, f"steady state not met {when}"))
+    for state in steady.get("during") or []:
+        if isinstance(state, dict) and state.get("steady_state_met") is False:
+            names = [
+                activity_name(p)
+                for p in state.get("probes") or []
+                if isinstance(p, dict) and p.get("tolerance_met") is False
+            ]
+            reasons.append(
+                reason(
+                    "steady_state_during",
+                    "steady state not met during the method"
+                    + (f": {', '.join(names)}" if names else ""),
+                )
+            )
+    return reasons
+
+
+def _k6_result(journal: dict[str, Any]) -> dict[str, Any] | None:
+    chaosray = journal.get("chaosray")
+    result = chaosray.get("k6") if isinstance(chaosray, dict) else None
+    return result if isinstance(result, dict) else None
+
+
+def _k6_reasons(k6: dict[str, Any]) -> list[Reason]:
+    if k6.get("status") == "thresholds_failed":
+        failed = sorted(k for k, ok in (k6.get("thresholds") or {}).items() if not ok)
+        detail = ", ".join(failed) or f"exit code {k6.get('exit_code')}"
+        return [reason("k6_thresholds", f"k6 thresholds failed: {detail}", K6_RUN_NAME, failed)]
+    if k6.get("status") == "error":
+        error = k6.get("error") or k6.get("exit_reason") or "unknown error"
+        return [reason("k6_error", f"k6 load error: {error}", K6_RUN_NAME, error)]
+    return []
+
+
+def evidence(journal: dict[str, Any]) -> list[Reason]:
+    """Every failure the journal itself shows, with names and values."""
+    found: list[Reason] = []
+    status = journal.get("status")
+    if status in ("interrupted", "aborted"):
+        found.append(reason(str(status), f"the experiment was {status}"))
+    found.extend(_steady_state_reasons(journal))
+    k6 = _k6_result(journal)
+    for phase, entry in iter_entries(journal):
+        if phase.startswith("steady_state"):
+            continue
+        name = activity_name(entry)
+        if k6 is not None and name == K6_RUN_NAME and phase == "control":
+            continue  # said from journal["chaosray"]["k6"] below, with the thresholds
+        where = "rollback" if phase == "rollback" else "activity"
+        label = f"rollback {name}" if phase == "rollback" else name
+        if is_interrupted(entry):
+            found.append(
+                reason(
+                    f"{where}_interrupted",
+                    f"{where} {name!r} was cut off by a signal before it ended",
+                    name,
+                )
+            )
+        elif entry.get("status") == "failed":
+            error = last_error_line(entry) or "no error message"
+            found.append(reason(where, f"{label} failed: {error}", name, error))
+    if k6 is not None:
+        found.extend(_k6_reasons(k6))
+    if status == "failed" and not found:
+        found.append(reason("status", "the journal's status is failed"))
+    if journal.get("deviated") and not any(r["kind"].startswith("steady_state") for r in found):
+        found.append(reason("deviated", "the system deviated from its steady state"))
+    return found
+
+
+def availability_reasons(name: str, block: Availability, limits: Criteria) -> list[Reason]:
+    """How one availability block falls short of the criteria."""
+    found = []
+    rate, floor = block.get("success_rate"), limits["min_success_rate"]
+    if floor is not None and rate is not None and rate < floor:
+        found.append(
+            reason("availability", f"{name}: success rate {rate:.4%} below {floor:.2%}", name, rate)
+        )
+    total, ceiling = block.get("total_downtime_s"), limits["max_downtime_s"]
+    if ceiling is not None and total is not None and total > ceiling:
+        found.append(
+            reason(
+                "availability",
+                f"{name}: total downtime {total:.2f}s above {ceiling:g}s",
+                name,
+                total,
+            )
+        )
+    longest, longest_max = block.get("longest_outage_s"), limits["max_longest_outage_s"]
+    if longest_max is not None and longest is not None and longest > longest_max:
+        found.append(
+            reason(
+                "availability",
+                f"{name}: longest outage {longest:.2f}s above {longest_max:g}s",
+                name,
+                longest,
+            )
+        )
+    if block.get("still_down"):
+        found.append(
+            reason(
+                "availability", f"{name}: the service was still down when monitoring ended", name
+            )
+        )
+    return found
+
+
+def method_availability(journal: dict[str, Any]) -> list[tuple[str, Availability]]:
+    """The availability blocks of the method, with their activities' names."""
+    return [
+        (activity_name(entry), block)
+        for phase, entry in iter_entries(journal)
+        if phase == "method" and (block := blocks_of(entry.get("output"))["availability"])
+    ]
+
+
+def recorded_criteria(journal: dict[str, Any]) -> Criteria | None:
+    """The criteria the verdict control recorded in the journal, if it ran."""
+    chaosray = journal.get("chaosray")
+    given = chaosray.get("verdict_criteria") if isinstance(chaosray, dict) else None
+    if not isinstance(given, dict):
+        return None
+    try:
+        return criteria(**{k: given.get(k) for k in NO_CRITERIA})
+    except ValueError:
+        return None
+
+
+def judge(journal: dict[str, Any], limits: Criteria | None = None) -> Verdict:
+    """The verdict of a finished journal. ``limits``: the scenario's criteria;
+    None: those the journal's verdict control recorded, else none."""
+    status = journal.get("status")
+    chaosray = journal.get("chaosray")
+    given = chaosray.get("verdict") if isinstance(chaosray, dict) else None
+    given = given if isinstance(given, dict) else None
+    if status == SKIPPED:  # the suite did not run it: neither passed nor failed
+        texts = (given or {}).get("reasons") or ["not run"]
+        return {
+            "passed": False,
+            "skipped": True,
+            "source": "suite",
+            "reasons": [reason("skipped", _text(t)) for t in texts],
+            "evidence": [],
+        }
+    found = evidence(journal)
+    if limits is None:
+        limits = recorded_criteria(journal)
+        if limits is None and given is not None and isinstance(given.get("passed"), bool):
+            return _as_recorded(journal, given, found)
+    source = "journal" if limits is None else "judge"
+    limits = limits or NO_CRITERIA
+    shortfalls = [
+        r
+        for name, block in method_availability(journal)
+        for r in availability_reasons(name, block, limits)
+    ]
+    # "the journal's status is failed" says nothing when a shortfall says why.
+    reasons = [r for r in found if not (shortfalls and r["kind"] == "status")] + shortfalls
+    passed = not reasons and status == "completed"
+    if not passed and not reasons:
+        reasons.append(reason("status", f"the journal's status is {status!r}"))
+    return {
+        "passed": passed,
+        "skipped": False,
+        "source": source,
+        "reasons": [] if passed else reasons,
+        "evidence": found,
+    }
+
+
+def _text(value: Any) -> str:
+    return str(value.get("message")) if isinstance(value, dict) else str(value)
+
+
+def _as_recorded(journal: dict[str, Any], given: dict[str, Any], found: list[Reason]) -> Verdict:
+    """The one fallback, for journals from before the control recorded its
+    criteria: the control's own verdict as written; an interruption still fails."""
+    status = journal.get("status")
+    reasons = [reason("verdict", _text(t)) for t in given.get("reasons") or [] if t]
+    if status in ("interrupted", "aborted") and not any(
+        str(status) in r["message"] for r in reasons
+    ):
+        reasons.append(reason(str(status), f"the experiment was {status}"))
+    passed = bool(given["passed"]) and status not in ("interrupted", "aborted")
+    if not passed and not reasons:
+        reasons = list(found) or [reason("verdict", "the verdict control failed it")]
+    return {
+        "passed": passed,
+        "skipped": False,
+        "source": "recorded",
+        "reasons": [] if passed else reasons,
+        "evidence": found,
+    }
