@@ -13,7 +13,7 @@ from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 
 from chaosray.k8s import actions, probes
-from chaosray.safety import CORDON_LABEL
+from chaosray.k8s.safety import CORDON_LABEL
 from chaosray.wait import wait_until
 from tests.chaos_cli import run_experiment
 from tests.rig.kube import (

@@ -41,7 +41,7 @@ from chaosray.k8s.pods import (
     require_pods,
     watch_pods,
 )
-from chaosray.safety import (
+from chaosray.k8s.safety import (
     CORDON_ANNOTATION,
     CORDON_LABEL,
     is_dry_run,

@@ -39,9 +39,9 @@ from typing import Any
 from chaoslib.exceptions import InterruptExecution, InvalidActivity
 from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
+from chaosray.journal import add_control_entry, mark_interrupted_runs
 from chaosray.k8s.client import core_v1
 from chaosray.k8s.pods import condition, is_ready, list_pods, watch_pods
-from chaosray.journal import add_control_entry, mark_interrupted_runs
 
 __all__ = [
     "after_experiment_control",

@@ -33,8 +33,8 @@ from chaosray.k8s.pods import (
     require_pods,
     watch_pods,
 )
+from chaosray.k8s.safety import CORDON_LABEL
 from chaosray.metrics import to_epoch
-from chaosray.safety import CORDON_LABEL
 
 __all__ = [
     "cordoned_nodes",

@@ -8,9 +8,9 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
+from chaosray.k8s.safety import is_dry_run, require_allowed_context
 from chaosray.load.k6_cluster import delete_leftover_runs, find_leftover_runs
 from chaosray.load.monitor import running_monitors
-from chaosray.safety import is_dry_run, require_allowed_context
 
 __all__ = ["delete_k6_leftovers", "stop_availability_monitors"]
 

@@ -77,6 +77,7 @@ from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
 from chaosray import interrupts
 from chaosray.inference import InferenceTarget, send
+from chaosray.journal import add_control_entry, mark_interrupted_runs
 from chaosray.load.k6 import LocalK6, stop_all_local_runs
 from chaosray.load.k6_cluster import (
     DEFAULT_IMAGE,
@@ -89,7 +90,6 @@ from chaosray.load.k6_cluster import (
 )
 from chaosray.load.monitor import stop_all_monitors
 from chaosray.nlb.probes import base_url
-from chaosray.journal import add_control_entry, mark_interrupted_runs
 
 __all__ = [
     "after_experiment_control",

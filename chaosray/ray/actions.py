@@ -14,6 +14,7 @@ from typing import Any
 from chaoslib.types import Configuration, Secrets
 
 from chaosray.k8s.actions import delete_pod
+from chaosray.k8s.safety import is_dry_run, require_allowed_context
 from chaosray.ray.dashboard import (
     Dashboard,
     DashboardUnreachable,
@@ -22,7 +23,6 @@ from chaosray.ray.dashboard import (
     record_deleted_head,
     resolve_cluster_name,
 )
-from chaosray.safety import is_dry_run
 
 __all__ = ["delete_ray_head", "delete_ray_worker"]
 
@@ -66,6 +66,8 @@ def delete_ray_head(
     expects DEAD in the new head's node table. Returns `pod`, `node`,
     `deleted_at`, `dry_run`, `cluster` and `ray_node_id` (null when the
     dashboard did not answer)."""
+    # Before the first call to the cluster: asking a forbidden one is refused too.
+    require_allowed_context(configuration, secrets, "delete the Ray head")
     name = resolve_cluster_name(namespace, cluster, service, secrets)
     dry = is_dry_run(dry_run, configuration)
     head_node = (

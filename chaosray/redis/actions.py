@@ -9,6 +9,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from chaosray.k8s.actions import delete_pod
+from chaosray.k8s.safety import require_allowed_context
 from chaosray.redis.probes import record_deleted_role, redis_replication_status
 
 __all__ = ["delete_redis_pod"]
@@ -47,6 +48,8 @@ def delete_redis_pod(
     then reports the Sentinel failover (which pod is primary afterwards)."""
     if role not in ROLES:
         raise ActivityFailed(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    # Before the first call to the cluster: asking a forbidden one is refused too.
+    require_allowed_context(configuration, secrets, f"delete the Redis {role}")
     status = redis_replication_status(
         namespace, label_selector, mode, port, container, addresses,
         configuration=configuration, secrets=secrets,

@@ -15,9 +15,9 @@ Nothing here reads or writes files: the caller passes the data in.
 
 from __future__ import annotations
 
+from chaosray.journal import mark_interrupted_runs
 from chaosray.report.experiment import EXPERIMENT_SCHEMA, summarize_experiment
 from chaosray.report.html import render_html
-from chaosray.journal import mark_interrupted_runs
 from chaosray.report.render import render_console, render_json, render_junit
 from chaosray.report.suite import SUITE_SCHEMA, summarize_suite
 

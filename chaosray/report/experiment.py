@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from chaosray.contract import Blocks, blocks_of, has_blocks, legacy_blocks, legacy_recovery_metric
-from chaosray.judge import K6_RUN_NAME, judge
 from chaosray.journal import (
     INTERRUPTED_FLAG,
     activity_name,
@@ -22,6 +21,7 @@ from chaosray.journal import (
     provider_of,
     short_func,
 )
+from chaosray.judge import K6_RUN_NAME, judge
 from chaosray.report.series import series_from_samples
 
 __all__: list[str] = []  # pure logic, no activities

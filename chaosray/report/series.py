@@ -19,8 +19,8 @@ from typing import Any
 
 from ddsketch import DDSketch
 
-from chaosray.metrics import Request, RequestStats, exact_percentile
 from chaosray.journal import number
+from chaosray.metrics import Request, RequestStats, exact_percentile
 
 __all__: list[str] = []  # pure logic, no activities
 

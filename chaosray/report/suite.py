@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaosray.report.experiment import EXPERIMENT_SCHEMA
 from chaosray.journal import epoch
+from chaosray.report.experiment import EXPERIMENT_SCHEMA
 
 __all__: list[str] = []  # pure logic, no activities
 

@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 
 from chaosray.guard import BadSettings, check_var_file, known_configuration_keys
 from chaosray.k8s.client import KubeTarget, api_client
-from chaosray.safety import ALLOWED_CONTEXTS_KEY, allowed_contexts
+from chaosray.k8s.safety import ALLOWED_CONTEXTS_KEY, allowed_contexts
 
 __all__: list[str] = []  # part of the suite command
 
