@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test setup cluster-binaries lab-binaries lab-image cluster-up cluster-down lab-up lab-down lab-status demo lint pytest pytest-lab clean
+.PHONY: test check setup cluster-binaries lab-binaries lab-image cluster-up cluster-down lab-up lab-down lab-status demo lint pytest pytest-lab clean
 
 test: setup cluster-binaries lab-binaries lab-image lint pytest pytest-lab
 
@@ -55,6 +55,14 @@ lint:
 # nothing the tests start can reach beyond this machine.
 pytest:
 	bash scripts/contained.sh $(PY) -m pytest -ra --ignore=tests/lab $(PYTEST_ARGS)
+
+# The quick loop (after `make setup`): lint, and the tests that need no rig
+# component. tests/conftest.py marks each test with the rigs it needs
+# (markers in pyproject.toml); tests/test_quick_loop.py checks this list.
+PURE_TESTS := not aws and not cluster and not k6 and not lab and not netns and not packaging and not ray and not redis and not server
+
+check: lint
+	bash scripts/contained.sh $(PY) -m pytest -q -m "$(PURE_TESTS)" $(PYTEST_ARGS)
 
 # The lab's tests: the lab comes up inside the same kind of namespace (its
 # own namespace nested behind a veth) and goes down at the end.
