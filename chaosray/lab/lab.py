@@ -432,36 +432,17 @@ def deploy_reference(lab: layout.Lab, bins: Binaries, say: Say) -> str:
 def write_chaosray_kubeconfig(lab: layout.Lab) -> None:
     """As on EKS: a ServiceAccount's bearer token bound to exactly the RBAC
     of deploy/base/40-chaosray-rbac.yaml, not the admin's certificate."""
-    core = client.CoreV1Api(_api(lab))
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=TOKEN_SECONDS)
+    from chaosray.lab.kubeconfig import write_token_kubeconfig  # shared with tests/rig/kube.py
+
+    write_token_kubeconfig(
+        client.CoreV1Api(_api(lab)),
+        lab.admin_kubeconfig,
+        lab.chaosray_kubeconfig,
+        service_account=SERVICE_ACCOUNT,
+        namespace=NAMESPACE,
+        context=lab.name,
+        seconds=TOKEN_SECONDS,
     )
-    token = core.create_namespaced_service_account_token(
-        SERVICE_ACCOUNT, NAMESPACE, request
-    ).status.token
-    admin = yaml.safe_load(lab.admin_kubeconfig.read_text())
-    entry = admin["clusters"][0]
-    ca = entry["cluster"].get("certificate-authority")
-    if ca and not Path(ca).is_absolute():
-        entry["cluster"]["certificate-authority"] = str(lab.admin_kubeconfig.parent / ca)
-    lab.chaosray_kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [entry],
-                "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-                "contexts": [
-                    {
-                        "name": lab.name,
-                        "context": {"cluster": entry["name"], "user": SERVICE_ACCOUNT},
-                    }
-                ],
-                "current-context": lab.name,
-            }
-        )
-    )
-    lab.chaosray_kubeconfig.chmod(0o600)
 
 
 # --- down -------------------------------------------------------------------------

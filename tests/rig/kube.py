@@ -1,4 +1,5 @@
-"""A real Kubernetes control plane for the tests (tier 3 of DESIGN.md).
+"""A real Kubernetes control plane for the tests (README.md, "The test
+Kubernetes cluster").
 
 kube-apiserver, etcd, kube-controller-manager and kube-scheduler built from
 the Go module proxy by ``scripts/cluster-binaries.sh``, started by kwokctl's
@@ -28,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import yaml
 from kubernetes import client, config
 
+from chaosray.lab.kubeconfig import write_token_kubeconfig
 from chaosray.wait import WaitTimeout, wait_until
 from tests.rig.kwok_extras import write_kwokctl_config
 from tests.rig.procs import ComponentFailed, ManagedProcess
@@ -231,38 +232,16 @@ def token_kubeconfig(cluster: KubeCluster, path: Path) -> Path:
     """A kubeconfig that authenticates as the ServiceAccount of
     deploy/base/40-chaosray-rbac.yaml with a bearer token (as EKS users do), not
     with the admin's client certificate; the cluster entry (server, CA) is
-    the admin kubeconfig's."""
-    core = cluster.core()
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    the admin kubeconfig's. The lab's builder (chaosray/lab/kubeconfig.py)."""
+    return write_token_kubeconfig(
+        cluster.core(),
+        cluster.kubeconfig,
+        path,
+        service_account=CHAOSRAY_SERVICE_ACCOUNT,
+        namespace=NAMESPACE,
+        context="chaosray-token",
+        seconds=3600,
     )
-    token = core.create_namespaced_service_account_token(
-        CHAOSRAY_SERVICE_ACCOUNT, NAMESPACE, request
-    ).status.token
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
-    entry = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
-    ca = entry["cluster"].get("certificate-authority")
-    if ca and not Path(ca).is_absolute():  # relative to the admin kubeconfig
-        entry["cluster"]["certificate-authority"] = str(cluster.kubeconfig.parent / ca)
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [entry],
-                "users": [{"name": CHAOSRAY_SERVICE_ACCOUNT, "user": {"token": token}}],
-                "contexts": [
-                    {
-                        "name": "chaosray-token",
-                        "context": {"cluster": entry["name"], "user": CHAOSRAY_SERVICE_ACCOUNT},
-                    }
-                ],
-                "current-context": "chaosray-token",
-            }
-        )
-    )
-    return path
 
 
 def ready_pods(core: client.CoreV1Api, selector: str, namespace: str = NAMESPACE) -> list[Any]:
