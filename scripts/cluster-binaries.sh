@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the tier-3 control-plane binaries (see DESIGN.md, "Testing: real
-# components, in tiers", point 3) at pinned versions, from the Go module proxy
+# Build the test cluster's control-plane binaries (see README.md, "The test
+# Kubernetes cluster") at pinned versions, from the Go module proxy
 # only, into a cache directory outside the repository:
 #
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  (k8s.io/kubernetes)
