@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from chaosray.report import mark_interrupted_runs, summarize_experiment
 from chaosray.journal import INTERRUPTED_FLAG
+from chaosray.report import mark_interrupted_runs, summarize_experiment
 from tests.chaos_cli import chaos_report, pdf_text, run_experiment
 from tests.rig.http_server import ScheduledServer
 from tests.rig.kube import NAMESPACE, WORKERS, KubeCluster

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from chaosray.journal import INTERRUPTED_FLAG, epoch
 from chaosray.report import (
     EXPERIMENT_SCHEMA,
     SUITE_SCHEMA,
@@ -29,7 +30,6 @@ from chaosray.report import (
     summarize_experiment,
     summarize_suite,
 )
-from chaosray.journal import INTERRUPTED_FLAG, epoch
 from chaosray.report.series import series_from_samples
 from chaosray.report.svg import TimeAxis
 from tests.chaos_cli import run_experiment
