@@ -9,10 +9,13 @@ kubeconfig is needed), or to `dashboard_url` when given.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any, TypeVar
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
@@ -51,18 +54,59 @@ __all__ = [
 logger = logging.getLogger("chaostoolkit")
 
 
-def _dashboard(
-    namespace: str,
-    cluster: str | None,
-    service: str | None,
-    dashboard_url: str | None,
-    head_service: str | None,
-    secrets: Secrets,
-) -> Dashboard:
-    if dashboard_url:
-        return Dashboard.for_cluster(namespace, cluster or service or "ray", dashboard_url, None)
-    name = resolve_cluster_name(namespace, cluster, service, secrets)
-    return Dashboard.for_cluster(namespace, name, None, head_service)
+@dataclass(frozen=True)
+class RayTarget:
+    """The Ray cluster a probe's arguments name, and how to reach its dashboard."""
+
+    cluster: str | None = None
+    service: str | None = None
+    namespace: str = "default"
+    dashboard_url: str | None = None
+    head_service: str | None = None
+
+    def cluster_name(self, secrets: Secrets) -> str:
+        return self.cluster or resolve_cluster_name(
+            self.namespace, self.cluster, self.service, secrets
+        )
+
+    def dashboard(self, secrets: Secrets) -> Dashboard:
+        if self.dashboard_url:
+            name = self.cluster or self.service or "ray"
+            return Dashboard.for_cluster(self.namespace, name, self.dashboard_url, None)
+        name = resolve_cluster_name(self.namespace, self.cluster, self.service, secrets)
+        return Dashboard.for_cluster(self.namespace, name, None, self.head_service)
+
+    def arguments(self) -> dict[str, Any]:
+        """As keyword arguments of a probe."""
+        return asdict(self)
+
+
+R = TypeVar("R")
+
+
+def _dashboard_probe(read: Callable[[RayTarget, Secrets], R]) -> Callable[..., R]:
+    """A probe with the Ray probes' one signature (what `chaos discover`
+    shows): the cluster and how to reach its dashboard, then ``read``."""
+
+    def probe(
+        cluster: str | None = None,
+        service: str | None = None,
+        namespace: str = "default",
+        dashboard_url: str | None = None,
+        head_service: str | None = None,
+        configuration: Configuration = None,
+        secrets: Secrets = None,
+    ) -> R:
+        target = RayTarget(cluster, service, namespace, dashboard_url, head_service)
+        return read(target, secrets)
+
+    signature = inspect.signature(probe)
+    probe.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        return_annotation=inspect.signature(read).return_annotation
+    )
+    probe.__name__ = probe.__qualname__ = read.__name__
+    probe.__doc__, probe.__module__ = read.__doc__, read.__module__
+    return probe
 
 
 def raycluster_status(
@@ -149,20 +193,13 @@ def rayservice_status(
     }
 
 
-def ray_alive_nodes(
-    cluster: str | None = None,
-    service: str | None = None,
-    namespace: str = "default",
-    dashboard_url: str | None = None,
-    head_service: str | None = None,
-    configuration: Configuration = None,
-    secrets: Secrets = None,
-) -> dict[str, Any]:
+@_dashboard_probe
+def ray_alive_nodes(target: RayTarget, secrets: Secrets) -> dict[str, Any]:
     """Ray's own node table, from the dashboard: `alive` (count of ALIVE
     nodes), `alive_workers`, `dead` (count), `head_alive`, and `nodes` (each:
     `node_id`, `node_ip`, `state`, `is_head`). After a head restart the new
     head has a new node id and the old one stays DEAD."""
-    dashboard = _dashboard(namespace, cluster, service, dashboard_url, head_service, secrets)
+    dashboard = target.dashboard(secrets)
     table = nodes(dashboard, secrets)
     alive = [n for n in table if n.get("state") == "ALIVE"]
     return {
@@ -182,19 +219,12 @@ def ray_alive_nodes(
     }
 
 
-def ray_serve_applications(
-    cluster: str | None = None,
-    service: str | None = None,
-    namespace: str = "default",
-    dashboard_url: str | None = None,
-    head_service: str | None = None,
-    configuration: Configuration = None,
-    secrets: Secrets = None,
-) -> dict[str, Any]:
+@_dashboard_probe
+def ray_serve_applications(target: RayTarget, secrets: Secrets) -> dict[str, Any]:
     """Serve applications from the dashboard: `all_running` (every application
     RUNNING), `applications` (name -> `status`, `message`, `deployments`: name ->
     status and replica count), `replicas_per_node` (node id -> replicas)."""
-    dashboard = _dashboard(namespace, cluster, service, dashboard_url, head_service, secrets)
+    dashboard = target.dashboard(secrets)
     body = serve_applications(dashboard, secrets)
     apps: dict[str, Any] = {}
     per_node: Counter[str] = Counter()
@@ -218,18 +248,11 @@ def ray_serve_applications(
     }
 
 
-def ray_serve_proxies(
-    cluster: str | None = None,
-    service: str | None = None,
-    namespace: str = "default",
-    dashboard_url: str | None = None,
-    head_service: str | None = None,
-    configuration: Configuration = None,
-    secrets: Secrets = None,
-) -> dict[str, Any]:
+@_dashboard_probe
+def ray_serve_proxies(target: RayTarget, secrets: Secrets) -> dict[str, Any]:
     """Serve's HTTP proxies (one per node that serves): `healthy` (count of
     HEALTHY proxies), `total`, `all_healthy`, `proxies` (node id -> status)."""
-    dashboard = _dashboard(namespace, cluster, service, dashboard_url, head_service, secrets)
+    dashboard = target.dashboard(secrets)
     body = serve_applications(dashboard, secrets)
     proxies = {
         str(node): str((p or {}).get("status")) for node, p in (body.get("proxies") or {}).items()
@@ -243,18 +266,11 @@ def ray_serve_proxies(
     }
 
 
-def ray_gcs_healthy(
-    cluster: str | None = None,
-    service: str | None = None,
-    namespace: str = "default",
-    dashboard_url: str | None = None,
-    head_service: str | None = None,
-    configuration: Configuration = None,
-    secrets: Secrets = None,
-) -> bool:
+@_dashboard_probe
+def ray_gcs_healthy(target: RayTarget, secrets: Secrets) -> bool:
     """Whether the GCS answers, as the dashboard sees it (`/api/gcs_healthz`).
     False (not an error) while the head is down."""
-    dashboard = _dashboard(namespace, cluster, service, dashboard_url, head_service, secrets)
+    dashboard = target.dashboard(secrets)
     try:
         dashboard.get("api/gcs_healthz", None, secrets)
     except DashboardUnreachable as exc:
@@ -278,16 +294,8 @@ def ray_operational(
     Serve application RUNNING and at least `expected_alive` ALIVE nodes.
     Returns `operational`, `alive`, `all_running`, `reason` (when not); with
     `require` (for use in a method) the probe fails when Ray is not."""
-    result = _operational(
-        expected_alive,
-        cluster,
-        service,
-        namespace,
-        dashboard_url,
-        head_service,
-        configuration,
-        secrets,
-    )
+    target = RayTarget(cluster, service, namespace, dashboard_url, head_service)
+    result = _operational(expected_alive, target, secrets)
     if require and not result["operational"]:
         raise ActivityFailed(f"Ray is not operational: {result['reason']}")
     return result
@@ -325,6 +333,7 @@ def ray_operational_throughout(
         raise ActivityFailed(f"duration must be a number of seconds >= 0, got {duration!r}")
     if not isinstance(interval, int | float) or interval <= 0:
         raise ActivityFailed(f"interval must be a positive number of seconds, got {interval!r}")
+    target = RayTarget(cluster, service, namespace, dashboard_url, head_service)
     started = time.time()
     end, hard_end = started + duration, started + duration + max(0.0, recovery_timeout)
     samples = bad = 0
@@ -334,10 +343,7 @@ def ray_operational_throughout(
     reasons: list[str] = []
     while True:
         at = time.time()
-        state = _operational(
-            expected_alive, cluster, service, namespace, dashboard_url, head_service,
-            configuration, secrets,
-        )  # fmt: skip
+        state = _operational(expected_alive, target, secrets)
         samples += 1
         if state["operational"]:
             if last_bad is not None and recovered_at is None:
@@ -386,23 +392,10 @@ def ray_operational_throughout(
     return result
 
 
-def _operational(
-    expected_alive: int,
-    cluster: str | None,
-    service: str | None,
-    namespace: str,
-    dashboard_url: str | None,
-    head_service: str | None,
-    configuration: Configuration,
-    secrets: Secrets,
-) -> dict[str, Any]:
+def _operational(expected_alive: int, target: RayTarget, secrets: Secrets) -> dict[str, Any]:
     try:
-        node_table = ray_alive_nodes(
-            cluster, service, namespace, dashboard_url, head_service, configuration, secrets
-        )
-        serve = ray_serve_applications(
-            cluster, service, namespace, dashboard_url, head_service, configuration, secrets
-        )
+        node_table = ray_alive_nodes(**target.arguments(), secrets=secrets)
+        serve = ray_serve_applications(**target.arguments(), secrets=secrets)
     except DashboardUnreachable as exc:
         return {"operational": False, "alive": None, "all_running": None, "reason": str(exc)}
     reasons = []
@@ -419,21 +412,14 @@ def _operational(
     }
 
 
-def ray_zombie_workers(
-    cluster: str | None = None,
-    service: str | None = None,
-    namespace: str = "default",
-    dashboard_url: str | None = None,
-    head_service: str | None = None,
-    configuration: Configuration = None,
-    secrets: Secrets = None,
-) -> dict[str, Any]:
+@_dashboard_probe
+def ray_zombie_workers(target: RayTarget, secrets: Secrets) -> dict[str, Any]:
     """Worker pods that Kubernetes calls Ready but that have no ALIVE node in
     Ray's node table (matched by pod IP): `zombies` (pod names), `count`,
     `workers` (pod -> its Ray node state or null)."""
-    name = cluster or resolve_cluster_name(namespace, cluster, service, secrets)
-    pods = list_pods(core_v1(secrets), namespace, ray_selector(name, "worker")).items
-    dashboard = _dashboard(namespace, name, None, dashboard_url, head_service, secrets)
+    name = target.cluster_name(secrets)
+    pods = list_pods(core_v1(secrets), target.namespace, ray_selector(name, "worker")).items
+    dashboard = replace(target, cluster=name, service=None).dashboard(secrets)
     table = nodes(dashboard, secrets)
     state_by_ip: dict[str, str] = {}
     for node in table:  # an ALIVE entry wins over DEAD ones of the same IP
@@ -472,7 +458,7 @@ def _reconnection(
     if not heads:
         return None
     new_head = heads[0].metadata.name
-    dashboard = _dashboard(namespace, name, None, dashboard_url, head_service, secrets)
+    dashboard = RayTarget(name, None, namespace, dashboard_url, head_service).dashboard(secrets)
     try:
         body = serve_applications(dashboard, secrets)
         table = nodes(dashboard, secrets)
