@@ -1,0 +1,79 @@
+"""Head delete: the Ray head pod deleted under load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .shared import (
+    AVAILABILITY_MONITOR,
+    CONTRIBUTIONS,
+    HEAD_READY,
+    ROLLBACKS_ALWAYS,
+    SERVICE_IS_WHOLE,
+    WORKERS_READY,
+    disruptive_controls,
+    env,
+    inference_succeeds,
+    stop_availability_monitor,
+    uncordon_all,
+)
+
+CONFIGURATION: dict[str, Any] = {
+    # Its own verdict threshold: a head loss may fail requests; the outage is
+    # measured, not forbidden.
+    "head_delete_min_success_rate": env("CHAOSRAY_HEAD_DELETE_MIN_SUCCESS_RATE", 0.0, "float"),
+    "reconnect_timeout_s": env("CHAOSRAY_RECONNECT_TIMEOUT_S", 60.0, "float"),
+}
+
+EXPERIMENT: dict[str, Any] = {
+    "title": "Head delete: the outage when the Ray head pod is deleted, and the recovery",
+    "description": (
+        "Under load, the Ray head pod is deleted. The outage seen through the NLB is measured; "
+        "the new head must be Ready within 3 minutes, the workers must reconnect (ALIVE in "
+        "Ray's node table) within 1 minute of it, and the service must be back to normal."
+    ),
+    "tags": ["ray", "kuberay", "head", "gcs", "pod-delete"],
+    "contributions": CONTRIBUTIONS,
+    "controls": disruptive_controls("head_delete_min_success_rate"),
+    "steady-state-hypothesis": {
+        "title": SERVICE_IS_WHOLE,
+        "probes": [HEAD_READY, WORKERS_READY, inference_succeeds()],
+    },
+    "method": [
+        AVAILABILITY_MONITOR,
+        {
+            "type": "action",
+            "name": "delete-ray-head",
+            "provider": {
+                "type": "python",
+                "module": "chaosray.ray.actions",
+                "func": "delete_ray_head",
+                "arguments": {
+                    "cluster": "${ray_cluster}",
+                    "namespace": "${namespace}",
+                    "dashboard_url": "${ray_dashboard_url}",
+                },
+            },
+            "pauses": {"before": "${baseline_s}"},
+        },
+        {
+            "type": "probe",
+            "name": "head-ready-and-workers-reconnect",
+            "provider": {
+                "type": "python",
+                "module": "chaosray.ray.probes",
+                "func": "ray_head_recovery",
+                "arguments": {
+                    "cluster": "${ray_cluster}",
+                    "namespace": "${namespace}",
+                    "head_timeout": "${head_ready_timeout_s}",
+                    "reconnect_timeout": "${reconnect_timeout_s}",
+                    "dashboard_url": "${ray_dashboard_url}",
+                },
+            },
+        },
+        stop_availability_monitor(observe_s=True),
+    ],
+    "rollbacks": [uncordon_all()],
+    "runtime": ROLLBACKS_ALWAYS,
+}

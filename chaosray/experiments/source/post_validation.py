@@ -1,0 +1,62 @@
+"""Post-validation: after the scenarios, the service is whole again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .shared import (
+    HEAD_READY,
+    NO_NODE_LEFT_CORDONED,
+    REDIS_READY,
+    VALIDATION_CONTROLS,
+    WORKERS_READY,
+    env,
+    uncordon_all,
+)
+
+CONFIGURATION: dict[str, Any] = {
+    "post_requests": env("CHAOSRAY_POST_REQUESTS", 10, "int"),
+}
+
+EXPERIMENT: dict[str, Any] = {
+    "title": "Post-validation: the service is whole again and nothing was left behind",
+    "description": (
+        "Cleans up what chaosray may have left (its cordons, its load Jobs and ConfigMaps), "
+        "then checks exactly 3 Ready workers, 1 Ready head, 3 Ready Redis pods, 10 of 10 "
+        "inference requests succeeding, and no node left cordoned by chaosray."
+    ),
+    "tags": ["ray", "kuberay", "validation", "cleanup"],
+    "controls": VALIDATION_CONTROLS,
+    "steady-state-hypothesis": {
+        "title": "The service is whole",
+        "probes": [
+            WORKERS_READY,
+            HEAD_READY,
+            REDIS_READY,
+            {
+                "type": "probe",
+                "name": "inference-10-of-10",
+                "provider": {
+                    "type": "python",
+                    "module": "chaosray.nlb.probes",
+                    "func": "inference_success_count",
+                    "arguments": {
+                        "url": "${inference_url}",
+                        "service_name": "${nlb_service}",
+                        "namespace": "${namespace}",
+                        "path": "${inference_path}",
+                        "method": "${inference_method}",
+                        "payload": "${inference_payload}",
+                        "requests_count": "${post_requests}",
+                    },
+                },
+                "tolerance": {"type": "jsonpath", "path": "$.all_succeeded", "expect": True},
+            },
+        ],
+    },
+    "method": [uncordon_all(), NO_NODE_LEFT_CORDONED],
+    "runtime": {
+        "rollbacks": {"strategy": "always"},
+        "hypothesis": {"strategy": "after-method-only"},
+    },
+}
