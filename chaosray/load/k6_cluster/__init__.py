@@ -42,6 +42,7 @@ from chaosray.load.k6_cluster.names import (
     SELECTOR,
     TESTRUN_API,
     TESTRUN_CRD,
+    run_labels,
 )
 from chaosray.load.k6_cluster.pods import (
     FATAL_WAITING,
@@ -103,5 +104,6 @@ __all__ = [
     "pod_running",
     "preflight_through_service_proxy",
     "require_testrun_crd",
+    "run_labels",
     "stop_all_cluster_runs",
 ]

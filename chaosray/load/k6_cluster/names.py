@@ -15,3 +15,8 @@ RUN_LABEL = "chaosray.io/k6-run"
 SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{APP_NAME[0]}={APP_NAME[1]}"
 TESTRUN_CRD = "testruns.k6.io"
 TESTRUN_API = ("k6.io", "v1alpha1", "testruns")
+
+
+def run_labels(run_id: str) -> dict[str, str]:
+    """The labels of everything run ``run_id`` creates."""
+    return {MANAGED_BY[0]: MANAGED_BY[1], APP_NAME[0]: APP_NAME[1], RUN_LABEL: run_id}

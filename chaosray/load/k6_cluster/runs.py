@@ -25,14 +25,13 @@ from chaosray.k8s.pods import api_call, api_message, list_pods, read, watch_pods
 from chaosray.load.k6 import default_script, k6_result, summary_from_log
 from chaosray.load.k6_cluster.names import (
     API_PORT,
-    APP_NAME,
     CONTAINER,
     DEFAULT_IMAGE,
-    MANAGED_BY,
     RUN_LABEL,
     SCRIPT_DIR,
     SCRIPT_KEY,
     TESTRUN_API,
+    run_labels,
 )
 from chaosray.load.k6_cluster.pods import (
     FATAL_WAITING,
@@ -120,11 +119,7 @@ class ClusterK6:
         self.pod_annotations = dict(pod_annotations or {})
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
-        self.labels = {
-            MANAGED_BY[0]: MANAGED_BY[1],
-            APP_NAME[0]: APP_NAME[1],
-            RUN_LABEL: self.run_id,
-        }
+        self.labels = run_labels(self.run_id)
         self.created: list[tuple[str, str]] = []  # (kind, name), in creation order
         self.pod: str | None = None
         self.log = ""
