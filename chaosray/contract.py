@@ -128,6 +128,12 @@ class Criteria(TypedDict):
     min_success_rate: float | None
     max_downtime_s: float | None
     max_longest_outage_s: float | None
+    # The error budget (chaosray.slo): the most of the period's budget the
+    # scenario may consume, and the SLO it is measured against.
+    max_budget_share: float | None
+    slo_target: float | None
+    slo_period_days: float | None
+    slo_latency_p99_ms: float | None
 
 
 class Verdict(TypedDict):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chaosray import slo
 from chaosray.contract import Availability, Criteria, Reason, Verdict, blocks_of
 from chaosray.journal import (
     activity_name,
@@ -41,6 +42,10 @@ NO_CRITERIA: Criteria = {
     "min_success_rate": None,
     "max_downtime_s": None,
     "max_longest_outage_s": None,
+    "max_budget_share": None,
+    "slo_target": None,
+    "slo_period_days": None,
+    "slo_latency_p99_ms": None,
 }
 
 
@@ -48,12 +53,23 @@ def criteria(
     min_success_rate: float | None = None,
     max_downtime_s: float | None = None,
     max_longest_outage_s: float | None = None,
+    max_budget_share: float | None = None,
+    slo_target: float | None = None,
+    slo_period_days: float | None = None,
+    slo_latency_p99_ms: float | None = None,
 ) -> Criteria:
-    """Checked criteria (``ValueError`` naming the bad one)."""
+    """Checked criteria (``ValueError`` naming the bad one). ``slo_*``: the
+    service level objective the error budget is measured against
+    (:mod:`chaosray.slo`; None or "" take its defaults); ``max_budget_share``:
+    the most of the period's error budget the scenario may consume (0.05 =
+    5 %), None for no limit."""
+    objective = slo.slo(slo_target, slo_period_days, slo_latency_p99_ms)
+    max_budget_share = slo.number_setting("max_budget_share", max_budget_share)
     for name, value in (
         ("min_success_rate", min_success_rate),
         ("max_downtime_s", max_downtime_s),
         ("max_longest_outage_s", max_longest_outage_s),
+        ("max_budget_share", max_budget_share),
     ):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int | float) or value < 0
@@ -65,7 +81,32 @@ def criteria(
         "min_success_rate": min_success_rate,
         "max_downtime_s": max_downtime_s,
         "max_longest_outage_s": max_longest_outage_s,
+        "max_budget_share": max_budget_share,
+        "slo_target": objective["target"],
+        "slo_period_days": objective["period_days"],
+        "slo_latency_p99_ms": objective["latency_p99_ms"],
     }
+
+
+def objective_of(limits: Criteria | None) -> slo.Slo:
+    """The SLO of some criteria (the defaults when they give none)."""
+    limits = limits or NO_CRITERIA
+    return slo.slo(
+        limits.get("slo_target"), limits.get("slo_period_days"), limits.get("slo_latency_p99_ms")
+    )
+
+
+def block_budget(block: Availability, limits: Criteria | None) -> slo.Budget:
+    """The error budget an availability block consumed (whole measurement)."""
+    latency = block.get("latency_s") or {}
+    p99 = latency.get("p99")
+    return slo.budget(
+        objective_of(limits),
+        requests=block.get("requests"),
+        failed=block.get("failed"),
+        failure_equivalent_downtime_s=block.get("failure_equivalent_downtime_s"),
+        p99_ms=p99 * 1000.0 if isinstance(p99, int | float) else None,
+    )
 
 
 def reason(kind: str, message: str, activity: str | None = None, value: Any = None) -> Reason:
@@ -202,6 +243,18 @@ def availability_reasons(name: str, block: Availability, limits: Criteria) -> li
                 longest,
             )
         )
+    share_max = limits.get("max_budget_share")
+    if share_max is not None:
+        share = block_budget(block, limits)["share"]
+        if share is not None and share > share_max:
+            found.append(
+                reason(
+                    "budget",
+                    f"{name}: consumed {share:.2%} of the error budget, above {share_max:.2%}",
+                    name,
+                    share,
+                )
+            )
     if block.get("still_down"):
         found.append(
             reason(
@@ -227,7 +280,7 @@ def recorded_criteria(journal: dict[str, Any]) -> Criteria | None:
     if not isinstance(given, dict):
         return None
     try:
-        return criteria(**{k: given.get(k) for k in NO_CRITERIA})
+        return criteria(**{k: given.get(k) for k in NO_CRITERIA if k in given})
     except ValueError:
         return None
 

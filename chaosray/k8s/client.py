@@ -179,5 +179,9 @@ def batch_v1(secrets: Secrets = None) -> client.BatchV1Api:
     return client.BatchV1Api(api_client(secrets))
 
 
+def discovery_v1(secrets: Secrets = None) -> client.DiscoveryV1Api:
+    return client.DiscoveryV1Api(api_client(secrets))
+
+
 def custom_objects(secrets: Secrets = None) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client(secrets))

@@ -1,5 +1,8 @@
-"""The pod timeline: a Chaos Toolkit control that watches the pods of given
-selectors for the length of an experiment and records every change.
+"""The timeline: a Chaos Toolkit control that watches, for the length of an
+experiment, the pods of given selectors, the endpoints of the Service that
+users reach (``service``: its EndpointSlices) and the nodes, and records
+every change. The report attributes each outage window to the events that
+preceded it (:mod:`chaosray.causes`).
 
 Declare it at experiment level::
 
@@ -14,7 +17,9 @@ Declare it at experiment level::
                     "workers": "ray.io/cluster=ray-serve,ray.io/node-type=worker",
                     "head": "ray.io/cluster=ray-serve,ray.io/node-type=head",
                     "redis": "app=redis"
-                }
+                },
+                "service": "ray-serve-nlb",
+                "nodes": true
             }
         }
     }]
@@ -22,10 +27,14 @@ Declare it at experiment level::
 Events, each with the time this watch saw it (``t``, epoch seconds) and the
 API server's own timestamp where Kubernetes keeps one (``api_time``, 1 s
 resolution): ``present`` (at the start), ``created``, ``scheduled`` (to a
-node), ``ready``, ``not_ready``, ``deletion_requested``, ``gone``. The
-timeline goes into the journal as a run entry ``pod-timeline`` and under
-``journal["chaosray"]["timeline"]``. Watches are stopped when the experiment
-ends and in ``cleanup_control`` (Ctrl-C).
+node), ``ready``, ``not_ready``, ``deletion_requested``, ``gone``; for
+the Service's endpoints (group ``endpoints``, named by their pod):
+``present``, ``added``, ``ready``, ``not_ready``, ``terminating``,
+``removed``; for nodes (group ``nodes``): ``added``, ``cordoned``,
+``uncordoned``, ``ready``, ``not_ready``, ``gone``. The timeline goes
+into the journal as a run entry ``pod-timeline`` and under
+``journal["chaosray"]["timeline"]``. Watches are stopped when the
+experiment ends and in ``cleanup_control`` (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,8 +50,8 @@ from chaoslib.exceptions import InterruptExecution, InvalidActivity
 from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
 from chaosray.journal import add_control_entry, mark_interrupted_runs
-from chaosray.k8s.client import core_v1
-from chaosray.k8s.pods import condition, is_ready, list_pods, watch_pods
+from chaosray.k8s.client import REQUEST_TIMEOUT, core_v1, discovery_v1
+from chaosray.k8s.pods import condition, is_ready, read, watch_objects
 
 __all__ = [
     "after_experiment_control",
@@ -54,43 +64,109 @@ logger = logging.getLogger("chaostoolkit")
 
 RUN_NAME = "pod-timeline"
 MAX_EVENTS = 100_000  # bounds memory on a very busy namespace
+# The label the EndpointSlice controller puts on a Service's slices.
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-class PodTimeline:
-    """Watches one selector in a background thread and records its events."""
+class Timeline:
+    """Watches one kind of object in a background thread and records its
+    events; subclasses say what to list and what a change means."""
 
-    def __init__(self, group: str, namespace: str, label_selector: str, secrets: Secrets) -> None:
-        self.group = group
+    group = ""
+    what = "objects"
+
+    def __init__(self, namespace: str, label_selector: str | None, secrets: Secrets) -> None:
         self.namespace = namespace
         self.label_selector = label_selector
         self.secrets = secrets
         self.events: list[dict[str, Any]] = []
         self.error: str | None = None
         self._stop = threading.Event()
-        self._state: dict[str, dict[str, Any]] = {}
+        self._version = ""
         self._thread = threading.Thread(
-            target=self._run, name=f"chaosray-timeline-{group}", daemon=True
+            target=self._run, name=f"chaosray-timeline-{self.group}", daemon=True
         )
 
-    def _emit(self, pod: Any, event: str, api_time: datetime | None = None) -> None:
+    def lister(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def observe(self, obj: Any, initial: bool = False) -> None:
+        raise NotImplementedError
+
+    def forget(self, obj: Any) -> None:
+        """The object was deleted."""
+        raise NotImplementedError
+
+    def relisted(self, objects: list[Any]) -> None:
+        """After a relist: what is gone was deleted, the rest observed."""
+        raise NotImplementedError
+
+    def emit(self, subject: str, event: str, node: str | None = None,
+             api_time: datetime | None = None, **detail: Any) -> None:  # fmt: skip
         if len(self.events) >= MAX_EVENTS:
             return
         self.events.append(
-            {
-                "t": time.time(),
-                "api_time": _iso(api_time),
-                "group": self.group,
-                "pod": pod.metadata.name,
-                "event": event,
-                "node": pod.spec.node_name if pod.spec else None,
-            }
-        )
+            {"t": time.time(), "api_time": _iso(api_time), "group": self.group,
+             "pod": subject, "event": event, "node": node, **({"detail": detail} if detail else {})}
+        )  # fmt: skip
 
-    def _observe(self, pod: Any, initial: bool = False) -> None:
+    def start(self) -> None:
+        lister, args = self.lister()
+        selector = {"label_selector": self.label_selector} if self.label_selector else {}
+        listing = read(
+            lambda: lister(*args, _request_timeout=REQUEST_TIMEOUT, **selector),
+            f"list {self.what}",
+        )
+        for obj in listing.items:
+            self.observe(obj, initial=True)
+        self._version = str(listing.metadata.resource_version)
+        self._thread.start()
+
+    def _run(self) -> None:
+        lister, args = self.lister()
+        try:
+            for kind, obj in watch_objects(
+                lister, args, self.what, self.label_selector, self._version,
+                deadline=float("inf"), stop=self._stop,
+            ):  # fmt: skip
+                if kind == "RELIST":
+                    self.relisted(obj)
+                elif kind == "DELETED":
+                    self.forget(obj)
+                else:
+                    self.observe(obj)
+        except Exception as exc:  # reported in the journal, never silently lost
+            self.error = f"{type(exc).__name__}: {exc}"
+            logger.error(f"timeline of {self.group}: watch failed: {self.error}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
+class PodTimeline(Timeline):
+    """The pods of one selector: present, created, scheduled, ready,
+    not_ready, deletion_requested, gone."""
+
+    what = "pods"
+
+    def __init__(self, group: str, namespace: str, label_selector: str, secrets: Secrets) -> None:
+        self.group = group
+        super().__init__(namespace, label_selector, secrets)
+        self._state: dict[str, dict[str, Any]] = {}
+
+    def lister(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return core_v1(self.secrets).list_namespaced_pod, (self.namespace,)
+
+    def _emit(self, pod: Any, event: str, api_time: datetime | None = None) -> None:
+        self.emit(pod.metadata.name, event, pod.spec.node_name if pod.spec else None, api_time)
+
+    def observe(self, pod: Any, initial: bool = False) -> None:
         name = pod.metadata.name
         before = self._state.get(name)
         now = {
@@ -120,47 +196,125 @@ class PodTimeline:
                        pod.metadata.deletion_timestamp - timedelta(seconds=grace))  # fmt: skip
         self._state[name] = now
 
-    def start(self) -> None:
-        core = core_v1(self.secrets)
-        listing = list_pods(core, self.namespace, self.label_selector)
-        for pod in listing.items:
-            self._observe(pod, initial=True)
-        self._version = str(listing.metadata.resource_version)
-        self._thread.start()
+    def forget(self, pod: Any) -> None:
+        self._emit(pod, "gone")
+        self._state.pop(pod.metadata.name, None)
 
-    def _run(self) -> None:
-        core = core_v1(self.secrets)
-        try:
-            for kind, obj in watch_pods(
-                core, self.namespace, self.label_selector, self._version,
-                deadline=float("inf"), stop=self._stop,
-            ):  # fmt: skip
-                if kind == "RELIST":
-                    seen = {p.metadata.name for p in obj}
-                    for name in set(self._state) - seen:
-                        self.events.append(
-                            {"t": time.time(), "api_time": None, "group": self.group,
-                             "pod": name, "event": "gone", "node": self._state[name]["node"]}
-                        )  # fmt: skip
-                        del self._state[name]
-                    for pod in obj:
-                        self._observe(pod)
-                elif kind == "DELETED":
-                    self._emit(obj, "gone")
-                    self._state.pop(obj.metadata.name, None)
-                else:
-                    self._observe(obj)
-        except Exception as exc:  # reported in the journal, never silently lost
-            self.error = f"{type(exc).__name__}: {exc}"
-            logger.error(f"pod timeline of {self.group}: watch failed: {self.error}")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+    def relisted(self, pods: list[Any]) -> None:
+        seen = {p.metadata.name for p in pods}
+        for name in set(self._state) - seen:
+            self.emit(name, "gone", self._state.pop(name)["node"])
+        for pod in pods:
+            self.observe(pod)
 
 
-_active: list[PodTimeline] = []
+class EndpointTimeline(Timeline):
+    """The endpoints of one Service (its EndpointSlices): added, removed,
+    ready, not_ready, terminating. An endpoint is named by the pod it
+    targets (else its address)."""
+
+    group = "endpoints"
+    what = "EndpointSlices"
+
+    def __init__(self, namespace: str, service: str, secrets: Secrets) -> None:
+        super().__init__(namespace, f"{SERVICE_NAME_LABEL}={service}", secrets)
+        self.service = service
+        # slice name -> endpoint name -> (node, ready, terminating)
+        self._state: dict[str, dict[str, tuple[str | None, bool, bool]]] = {}
+
+    def lister(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return discovery_v1(self.secrets).list_namespaced_endpoint_slice, (self.namespace,)
+
+    @staticmethod
+    def _endpoints(endpoint_slice: Any) -> dict[str, tuple[str | None, bool, bool]]:
+        out = {}
+        for endpoint in endpoint_slice.endpoints or []:
+            ref = endpoint.target_ref
+            name = ref.name if ref is not None and ref.name else ",".join(endpoint.addresses or [])
+            conditions = endpoint.conditions
+            # Per the EndpointSlice API, an unknown ready condition means ready.
+            ready = conditions is None or conditions.ready is not False
+            terminating = bool(conditions is not None and conditions.terminating)
+            out[name] = (endpoint.node_name, ready, terminating)
+        return out
+
+    def observe(self, endpoint_slice: Any, initial: bool = False) -> None:
+        key = endpoint_slice.metadata.name
+        before = self._state.get(key, {})
+        now = self._endpoints(endpoint_slice)
+        for name, (node, ready, terminating) in now.items():
+            old = before.get(name)
+            if old is None:
+                self.emit(name, "present" if initial else "added", node,
+                          ready=ready, terminating=terminating)  # fmt: skip
+                continue
+            if terminating and not old[2]:
+                self.emit(name, "terminating", node, ready=ready)
+            if ready != old[1]:
+                self.emit(name, "ready" if ready else "not_ready", node, terminating=terminating)
+        for name in set(before) - set(now):
+            self.emit(name, "removed", before[name][0])
+        self._state[key] = now
+
+    def forget(self, endpoint_slice: Any) -> None:
+        for name, (node, _ready, _terminating) in self._state.pop(
+            endpoint_slice.metadata.name, {}
+        ).items():
+            self.emit(name, "removed", node)
+
+    def relisted(self, slices: list[Any]) -> None:
+        seen = {s.metadata.name for s in slices}
+        for key in set(self._state) - seen:
+            for name, (node, _ready, _terminating) in self._state.pop(key).items():
+                self.emit(name, "removed", node)
+        for endpoint_slice in slices:
+            self.observe(endpoint_slice)
+
+
+class NodeTimeline(Timeline):
+    """Every node: cordoned, uncordoned, ready, not_ready, gone."""
+
+    group = "nodes"
+    what = "nodes"
+
+    def __init__(self, secrets: Secrets) -> None:
+        super().__init__("", None, secrets)
+        self._state: dict[str, tuple[bool, bool]] = {}  # name -> (unschedulable, ready)
+
+    def lister(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return core_v1(self.secrets).list_node, ()
+
+    def observe(self, node: Any, initial: bool = False) -> None:
+        name = node.metadata.name
+        ready = next(
+            (c.status == "True" for c in (node.status.conditions or []) if c.type == "Ready"),
+            False,
+        ) if node.status else False  # fmt: skip
+        now = (bool(node.spec.unschedulable) if node.spec else False, ready)
+        before = self._state.get(name)
+        self._state[name] = now
+        if before is None:
+            if not initial:
+                self.emit(name, "added", name)
+            return
+        if now[0] != before[0]:
+            self.emit(name, "cordoned" if now[0] else "uncordoned", name)
+        if now[1] != before[1]:
+            self.emit(name, "ready" if now[1] else "not_ready", name)
+
+    def forget(self, node: Any) -> None:
+        self._state.pop(node.metadata.name, None)
+        self.emit(node.metadata.name, "gone", node.metadata.name)
+
+    def relisted(self, nodes: list[Any]) -> None:
+        for name in set(self._state) - {n.metadata.name for n in nodes}:
+            self._state.pop(name)
+            self.emit(name, "gone", name)
+        for node in nodes:
+            self.observe(node)
+
+
+_active: list[Timeline] = []
 
 
 def _selectors(arguments: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -178,6 +332,14 @@ def _selectors(arguments: dict[str, Any]) -> tuple[str, dict[str, str]]:
     for group, selector in selectors.items():
         if not isinstance(selector, str) or not selector.strip():
             raise ValueError(f"selector of {group!r} is empty")
+        if group in (EndpointTimeline.group, NodeTimeline.group):
+            raise ValueError(f"group name {group!r} is taken by the {group} timeline")
+    service = arguments.get("service")
+    if service is not None and not isinstance(service, str):
+        raise ValueError(f"service must be a Service name, got {service!r}")
+    nodes = arguments.get("nodes", True)
+    if not isinstance(nodes, bool):
+        raise ValueError(f"nodes must be true or false, got {nodes!r}")
     return namespace, {str(k): str(v) for k, v in selectors.items()}
 
 
@@ -198,18 +360,27 @@ def before_experiment_control(
     secrets: Secrets = None,
     **arguments: Any,
 ) -> None:
-    """Start watching before the experiment begins."""
+    """Start watching before the experiment begins: the pods of each selector,
+    the endpoints of ``service`` (its EndpointSlices) when given, and the
+    nodes unless ``nodes`` is false."""
     try:
         namespace, selectors = _selectors(arguments)
-        for group, selector in selectors.items():
-            timeline = PodTimeline(group, namespace, selector, secrets)
+        timelines: list[Timeline] = [
+            PodTimeline(group, namespace, selector, secrets)
+            for group, selector in selectors.items()
+        ]
+        if arguments.get("service"):
+            timelines.append(EndpointTimeline(namespace, arguments["service"], secrets))
+        if arguments.get("nodes", True):
+            timelines.append(NodeTimeline(secrets))
+        for timeline in timelines:
             timeline.start()
             _active.append(timeline)
     except Exception as exc:
         cleanup_control()
         logger.error(f"pod timeline: cannot start: {exc}")
         raise InterruptExecution(f"pod timeline: cannot start: {exc}") from None
-    logger.info(f"Pod timeline recording {', '.join(selectors)} in {namespace}")
+    logger.info(f"Timeline recording {', '.join(t.group for t in timelines)} in {namespace}")
 
 
 def after_experiment_control(
@@ -230,7 +401,8 @@ def after_experiment_control(
     output = {
         "events": events,
         "errors": errors,
-        "groups": {t.group: t.label_selector for t in timelines},
+        "groups": {t.group: t.label_selector for t in timelines if isinstance(t, PodTimeline)},
+        "watched": sorted(t.group for t in timelines),
     }
     first = datetime.fromtimestamp(events[0]["t"], UTC) if events else started
     add_control_entry(

@@ -263,17 +263,34 @@ def watch_pods(
     (``namespace=None``), resuming after dropped watches. After a 410 (history
     expired) it relists and yields ``("RELIST", [pods])``: consumers then
     replace their state."""
+    if namespace is None:
+        lister: Callable[..., Any] = core.list_pod_for_all_namespaces
+        args: tuple[Any, ...] = ()
+    else:
+        lister, args = core.list_namespaced_pod, (namespace,)
+    return watch_objects(
+        lister, args, "pods", label_selector, resource_version, deadline, field_selector, stop
+    )
+
+
+def watch_objects(
+    lister: Callable[..., Any],
+    args: tuple[Any, ...],
+    what: str,
+    label_selector: str | None,
+    resource_version: str,
+    deadline: float,
+    field_selector: str | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[tuple[str, Any]]:
+    """Events ``(type, object)`` of any list call (``lister(*args)``: pods,
+    EndpointSlices, nodes), as :func:`watch_pods` describes."""
     version = resource_version
     selectors: dict[str, Any] = {}
     if label_selector:
         selectors["label_selector"] = label_selector
     if field_selector:
         selectors["field_selector"] = field_selector
-    if namespace is None:
-        lister: Callable[..., Any] = core.list_pod_for_all_namespaces
-        args: tuple[Any, ...] = ()
-    else:
-        lister, args = core.list_namespaced_pod, (namespace,)
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or (stop is not None and stop.is_set()):
@@ -305,14 +322,15 @@ def watch_pods(
             if exc.status != 410:
                 raise
             listing = read(
-                lambda: lister(*args, _request_timeout=REQUEST_TIMEOUT, **selectors), "relist pods"
+                lambda: lister(*args, _request_timeout=REQUEST_TIMEOUT, **selectors),
+                f"relist {what}",
             )
             version = listing.metadata.resource_version
             yield "RELIST", list(listing.items)
         except Exception as exc:  # connection dropped mid-watch: resume
             if time.monotonic() >= deadline:
                 return
-            logger.debug(f"pod watch interrupted ({exc}); resuming")
+            logger.debug(f"{what} watch interrupted ({exc}); resuming")
             time.sleep(0.2)
         finally:
             stream.stop()

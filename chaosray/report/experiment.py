@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from chaosray import causes, slo
 from chaosray.contract import Blocks, blocks_of, has_blocks, legacy_blocks, legacy_recovery_metric
 from chaosray.journal import (
     INTERRUPTED_FLAG,
@@ -21,7 +22,7 @@ from chaosray.journal import (
     provider_of,
     short_func,
 )
-from chaosray.judge import K6_RUN_NAME, judge
+from chaosray.judge import K6_RUN_NAME, judge, objective_of, recorded_criteria
 from chaosray.report.series import series_from_samples
 
 __all__: list[str] = []  # pure logic, no activities
@@ -341,11 +342,59 @@ def _pod_events(journal: dict[str, Any], origin: float | None) -> tuple[list[Any
                 "pod": event.get("pod"),
                 "event": event.get("event"),
                 "node": event.get("node"),
+                "detail": dict(event.get("detail") or {}),
             }
         )
     events.sort(key=lambda e: (e["t"] is None, e["t"] or 0.0))
     errors = timeline.get("errors")
     return events, dict(errors) if isinstance(errors, dict) else {}
+
+
+def _watched(journal: dict[str, Any]) -> list[str]:
+    """What the timeline control watched (pod groups, endpoints, nodes)."""
+    chaosray = journal.get("chaosray")
+    timeline = chaosray.get("timeline") if isinstance(chaosray, dict) else None
+    if not isinstance(timeline, dict):
+        return []
+    watched = timeline.get("watched")
+    if isinstance(watched, list):
+        return [str(w) for w in watched]
+    return sorted(str(g) for g in timeline.get("groups") or {})
+
+
+def _budget(
+    objective: slo.Slo,
+    availability: dict[str, Any],
+    points: list[dict[str, Any]],
+    disruptions: list[dict[str, Any]],
+    *,
+    counted_slow: bool,
+) -> slo.Budget | None:
+    """The error budget the scenario consumed; the burn rate over the
+    per-second points from the first disruption's second on."""
+    if not availability.get("requests"):
+        return None
+    first = next((d["at_epoch"] for d in disruptions if d["at_epoch"] is not None), None)
+    during = [p for p in points if first is not None and (p.get("second") or 0) + 1 > first]
+    slow = sum(int(p.get("slow") or 0) for p in points) if counted_slow else None
+    during_requests = sum(int(p.get("ok") or 0) + int(p.get("failed") or 0) for p in during)
+    during_bad = sum(int(p.get("failed") or 0) + int(p.get("slow") or 0) for p in during)
+    span = (
+        (during[-1]["second"] + int(during[-1].get("step") or 1)) - first
+        if during and first is not None
+        else None
+    )
+    return slo.budget(
+        objective,
+        requests=availability.get("requests"),
+        failed=availability.get("failed"),
+        failure_equivalent_downtime_s=availability.get("failure_equivalent_downtime_s"),
+        p99_ms=(availability.get("latency_ms") or {}).get("p99"),
+        slow_requests=slow,
+        during_requests=during_requests if during else None,
+        during_bad=during_bad if during else None,
+        during_span_s=span,
+    )
 
 
 def _activities(journal: dict[str, Any], origin: float | None) -> list[dict[str, Any]]:
@@ -392,6 +441,7 @@ def summarize_experiment(
     samples: Iterable[dict[str, Any]] | None = None,
     *,
     name: str | None = None,
+    cause_horizon_s: float = causes.DEFAULT_HORIZON_S,
 ) -> dict[str, Any]:
     """Summarize one experiment's journal (as ``chaos run`` wrote it, with
     what our controls and activities add) into a ``chaosray.report.experiment/v1``
@@ -403,7 +453,11 @@ def summarize_experiment(
     ``samples``: the monitor's per-request JSON lines (``samples_path``),
     already parsed, in any length (read once, bounded memory); they give the
     availability and latency series. ``name``: the experiment's short name
-    (default: its title). Reads its inputs only; the journal is not changed.
+    (default: its title). ``cause_horizon_s``: how far before an outage
+    window an event may be to count as its cause (:mod:`chaosray.causes`).
+    The error budget (:mod:`chaosray.slo`) is measured against the SLO the
+    verdict control recorded (else the defaults). Reads its inputs only; the
+    journal is not changed.
     """
     experiment = journal.get("experiment")
     experiment = experiment if isinstance(experiment, dict) else {}
@@ -424,7 +478,13 @@ def summarize_experiment(
         if phase in ("method", "steady_state_after")
         and (measured_block := entry_blocks(entry)["availability"]) is not None
     ]
-    series = series_from_samples(samples) if samples is not None else None
+    objective = objective_of(recorded_criteria(journal))
+    slow_over = objective["latency_p99_ms"]
+    series = (
+        series_from_samples(samples, slow_over_s=slow_over / 1000.0 if slow_over else None)
+        if samples is not None
+        else None
+    )
 
     measured = [m for m in monitors if m["requests"]]
     primary: dict[str, Any] | None = None
@@ -467,6 +527,18 @@ def summarize_experiment(
 
     recovery = _recovery(journal)
     events, event_errors = _pod_events(journal, origin)
+    disruptions = _disruptions(journal, origin)
+    budget = _budget(objective, availability, availability_points, disruptions,
+                     counted_slow=availability_source == "samples")  # fmt: skip
+    windows = [{**w, "kind": "outage"} for w in availability.get("outage_windows") or []] or [
+        {**w, "kind": "downtime"} for w in availability.get("downtime_windows") or []
+    ]
+    attributed = causes.attribute(
+        windows, events + causes.disruption_events(disruptions), cause_horizon_s
+    )
+    for item in attributed:
+        item["start_offset_s"] = _offset(item["start"], origin)
+        item["end_offset_s"] = _offset(item["end"], origin)
     return {
         "schema": EXPERIMENT_SCHEMA,
         "name": name or title,
@@ -484,7 +556,13 @@ def summarize_experiment(
         "monitors": [{k: v for k, v in m.items() if k != "timeline"} for m in monitors],
         "recovery": recovery,
         "key_recovery": _key_recovery(recovery),
-        "disruptions": _disruptions(journal, origin),
+        "disruptions": disruptions,
+        "budget": budget,
+        "outage_causes": {
+            "horizon_s": cause_horizon_s,
+            "windows": attributed,
+            "watched": _watched(journal),
+        },
         "pod_events": events,
         "pod_event_errors": event_errors,
         "k6": k6,

@@ -9,7 +9,14 @@ from html import escape
 from typing import Any
 
 from chaosray.journal import epoch
-from chaosray.report.render import extra_evidence, fmt_ms, fmt_rate, fmt_recovery, fmt_s
+from chaosray.report.render import (
+    extra_evidence,
+    fmt_ms,
+    fmt_rate,
+    fmt_recovery,
+    fmt_s,
+    fmt_share,
+)
 from chaosray.report.suite import verdict_word
 from chaosray.report.svg import (
     availability_chart,
@@ -119,6 +126,7 @@ def _comparison(suite: dict[str, Any], slugs: list[str]) -> str:
                     if row["key_recovery"]
                     else _e(fmt_recovery(row))
                 ),
+                _e(fmt_share(row.get("budget_share"))),
             ]
         )
     headers = [(_e(c["title"]), c["key"] not in ("experiment", "verdict"))
@@ -315,6 +323,59 @@ def _activities(experiment: dict[str, Any]) -> str:
     return _table(headers, rows)
 
 
+def _causes(experiment: dict[str, Any]) -> str:
+    """Each outage window with what preceded it (under the availability plot)."""
+    attributed = experiment.get("outage_causes") or {}
+    windows = attributed.get("windows") or []
+    if not windows:
+        return ""
+    rows = []
+    for window in windows:
+        hints = "".join(
+            f'<div class="hint">hint <a href="{_e(h["reference"])}">{_e(h["rule"])}</a>: '
+            f"{_e(h['text'])}</div>"
+            for h in window["hints"]
+        )
+        inside = "; ".join(f"{e['text']} (+{e['after_start_s']:.1f} s)" for e in window["inside"])
+        rows.append(
+            [
+                _e(_offset(window.get("start_offset_s"))),
+                _e(fmt_s(window["duration_s"])),
+                _e(window["cause"]) + hints,
+                _e(inside or "-"),
+            ]
+        )
+    table = _table(
+        [("Start", True), ("Length", True), ("Cause (nearest preceding event)", False),
+         ("Events inside", False)],
+        rows,
+    )  # fmt: skip
+    return (
+        f"<h4>Causes of the outage windows (events up to {attributed['horizon_s']:g} s "
+        f"before each; watched: {_e(', '.join(attributed.get('watched') or []) or '-')})</h4>"
+        + table
+    )
+
+
+def _budget(experiment: dict[str, Any]) -> str:
+    budget = experiment.get("budget")
+    if not budget:
+        return ""
+    objective = budget["slo"]
+    latency = (
+        f", p99 &le; {objective['latency_p99_ms']:g} ms" if objective["latency_p99_ms"] else ""
+    )
+    burn = budget["burn_rate"]
+    return (
+        f"<h3>Error budget</h3><p>SLO {objective['target']:.3%} over "
+        f"{objective['period_days']:g} days{latency}: the period's budget is "
+        f"{budget['period_budget_s']:.0f} s. This scenario consumed "
+        f"<b>{_e(fmt_s(budget['consumed_s']))}</b> ({_e(budget['consumed_requests'])} requests), "
+        f"<b>{_e(fmt_share(budget['share']))}</b> of the period's budget; burn rate "
+        f"{'-' if burn is None else f'{burn:.1f}x'} during the disruption.</p>"
+    )
+
+
 def _experiment(experiment: dict[str, Any], slug: str) -> str:
     verdict = experiment["verdict"]
     parts = [
@@ -338,6 +399,8 @@ def _experiment(experiment: dict[str, Any], slug: str) -> str:
     for title, svg in charts:
         if svg:
             parts.append(f"<h3>{title}</h3>{svg}")
+            if title == "Availability":
+                parts.append(_causes(experiment))
     if not charts[1][1] and charts[0][1]:
         parts.append(
             '<p class="note">No latency-over-time chart: it needs the monitor\'s samples '
@@ -345,6 +408,9 @@ def _experiment(experiment: dict[str, Any], slug: str) -> str:
         )
     if any(svg for _t, svg in charts):
         parts.append('<p class="note">x axis: time since the experiment started.</p>')
+    if not charts[0][1]:
+        parts.append(_causes(experiment))
+    parts.append(_budget(experiment))
     if experiment["recovery"]:
         parts.append("<h3>Recovery times</h3>" + _recovery(experiment))
     if experiment["disruptions"]:

@@ -43,6 +43,13 @@ def fmt_s(value: Any) -> str:
     return f"{value:.2f} s"
 
 
+def fmt_share(value: Any) -> str:
+    """A share of the error budget, in percent; '-' when unknown."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "-"
+    return f"{value * 100:.2f} %" if value >= 0.0001 else f"{value * 100:.4f} %"
+
+
 def fmt_recovery(row: dict[str, Any]) -> str:
     if row.get("key_recovery_status") not in (None, "succeeded"):
         return "not recovered"
@@ -236,6 +243,7 @@ def console_table(suite: dict[str, Any]) -> Table:
             fmt_s(row["failure_equivalent_downtime_s"]),
             fmt_s(row["outage_time_s"]),
             fmt_recovery(row),
+            fmt_share(row.get("budget_share")),
         )
     return table
 
@@ -248,6 +256,26 @@ def render_console(suite: dict[str, Any], *, width: int = 120, color: bool = Fal
         record=True, width=width, file=io.StringIO(), force_terminal=color, color_system="standard"
     )
     console.print(console_table(suite))
+    budget = suite.get("budget")
+    if budget:
+        target = budget["slo"]["target"]
+        console.print(
+            Text(
+                f"Error budget ({target:.3%} over {budget['slo']['period_days']:g} days: "
+                f"{budget['period_budget_s']:.0f} s): the suite burned "
+                f"{fmt_s(budget['consumed_s'])} = {fmt_share(budget['share'])} of it"
+            )
+        )
+    for experiment in suite["experiments"]:
+        windows = (experiment.get("outage_causes") or {}).get("windows") or []
+        for window in windows[:5]:
+            console.print(
+                Text(
+                    f"{experiment['name']}: outage at +{window['start_offset_s'] or 0:.1f} s "
+                    f"({window['duration_s']:.1f} s) {window['cause']}"
+                    + "".join(f" [hint: {h['rule']}]" for h in window["hints"])
+                )
+            )
     for experiment in suite["experiments"]:
         if experiment["verdict"]["passed"]:
             continue

@@ -33,6 +33,7 @@ DEFAULT_MAX_POINTS = 1800
 class _Bucket:
     ok: int = 0
     failed: int = 0
+    slow: int = 0  # successful, slower than the series' slow_over_s
     latencies: int = 0
     latency_max: float = 0.0
     sketch: DDSketch = field(default_factory=lambda: DDSketch(SKETCH_ACCURACY))
@@ -51,6 +52,7 @@ class _Bucket:
     def merge(self, other: _Bucket) -> None:
         self.ok += other.ok
         self.failed += other.failed
+        self.slow += other.slow
         if other.latencies:
             self.sketch.merge(other.sketch)
             self.latency_max = max(self.latency_max, other.latency_max)
@@ -79,6 +81,8 @@ class SampleSeries:
     come in send order, as the monitor writes them) the exact request stats."""
 
     max_points: int = DEFAULT_MAX_POINTS
+    # A latency objective: successful requests slower than it are counted (``slow``).
+    slow_over_s: float | None = None
     step: int = 1
     base: int | None = None
     buckets: dict[int, _Bucket] = field(default_factory=dict)
@@ -105,6 +109,8 @@ class SampleSeries:
             bucket.ok += 1
             if latency is not None and latency >= 0:
                 bucket.add_latency(latency)
+                if self.slow_over_s is not None and latency > self.slow_over_s:
+                    bucket.slow += 1
         else:
             bucket.failed += 1
         if len(self.buckets) > 2 * self.max_points:
@@ -127,8 +133,9 @@ class SampleSeries:
         self.buckets = merged
 
     def availability(self) -> list[dict[str, Any]]:
-        """``[{second, ok, failed, step}]``, oldest first; ``second`` is the
-        epoch second the bucket starts at."""
+        """``[{second, ok, failed, slow, step}]``, oldest first; ``second`` is
+        the epoch second the bucket starts at; ``slow``: successful requests
+        slower than ``slow_over_s`` (0 without one)."""
         if self.base is None:
             return []
         return [
@@ -136,6 +143,7 @@ class SampleSeries:
                 "second": self.base + key * self.step,
                 "ok": bucket.ok,
                 "failed": bucket.failed,
+                "slow": bucket.slow,
                 "step": self.step,
             }
             for key, bucket in sorted(self.buckets.items())
@@ -164,10 +172,13 @@ class SampleSeries:
 
 
 def series_from_samples(
-    samples: Iterable[dict[str, Any]], max_points: int = DEFAULT_MAX_POINTS
+    samples: Iterable[dict[str, Any]],
+    max_points: int = DEFAULT_MAX_POINTS,
+    slow_over_s: float | None = None,
 ) -> SampleSeries:
-    """One pass over the samples (any length; memory bounded by ``max_points``)."""
-    series = SampleSeries(max_points=max_points)
+    """One pass over the samples (any length; memory bounded by ``max_points``);
+    ``slow_over_s``: count successful requests slower than this."""
+    series = SampleSeries(max_points=max_points, slow_over_s=slow_over_s)
     for sample in samples:
         if isinstance(sample, dict):
             series.add(sample)

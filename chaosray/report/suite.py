@@ -3,8 +3,10 @@ experiments' summaries, one comparison table, and the totals."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
+from chaosray import slo
 from chaosray.journal import epoch
 from chaosray.report.experiment import EXPERIMENT_SCHEMA
 
@@ -23,7 +25,20 @@ COLUMNS: list[dict[str, str | None]] = [
     {"key": "failure_equivalent_downtime_s", "title": "Failure-equiv. downtime", "unit": "s"},
     {"key": "outage_time_s", "title": "Outage windows", "unit": "s"},
     {"key": "key_recovery_s", "title": "Key recovery", "unit": "s"},
+    {"key": "budget_share", "title": "Budget burned", "unit": "fraction"},
 ]
+# The figures of a row that repeats summarise (median and spread).
+REPEATED_FIGURES = (
+    "success_rate",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "failure_equivalent_downtime_s",
+    "outage_time_s",
+    "key_recovery_s",
+    "budget_share",
+    "burn_rate",
+)
 
 
 def verdict_word(verdict: dict[str, Any]) -> str:
@@ -38,6 +53,7 @@ def comparison_row(experiment: dict[str, Any]) -> dict[str, Any]:
     availability = experiment["availability"]
     latency = availability.get("latency_ms") or {}
     key = experiment.get("key_recovery") or {}
+    budget = experiment.get("budget") or {}
     return {
         "experiment": experiment["name"],
         "title": experiment["title"],
@@ -56,7 +72,42 @@ def comparison_row(experiment: dict[str, Any]) -> dict[str, Any]:
         "key_recovery_s": key.get("seconds"),
         "key_recovery": f"{key['activity']}: {key['metric']}" if key else None,
         "key_recovery_status": key.get("status") if key else None,
+        "budget_share": budget.get("share"),
+        "budget_consumed_s": budget.get("consumed_s"),
+        "burn_rate": budget.get("burn_rate"),
+        "outage_causes": [
+            w["cause"] for w in (experiment.get("outage_causes") or {}).get("windows") or []
+        ],
+        "repeat": experiment.get("repeat"),
     }
+
+
+def repeats(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """For each experiment run more than once: every figure's values in run
+    order, their median and their spread (min, max)."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_name.setdefault(row["experiment"], []).append(row)
+    out: dict[str, Any] = {}
+    for name, runs in by_name.items():
+        if len(runs) < 2:
+            continue
+        figures: dict[str, Any] = {}
+        for key in REPEATED_FIGURES:
+            values = [r.get(key) for r in runs]
+            known = [float(v) for v in values if isinstance(v, int | float)]
+            figures[key] = {
+                "values": values,
+                "median": statistics.median(known) if known else None,
+                "min": min(known) if known else None,
+                "max": max(known) if known else None,
+            }
+        out[name] = {
+            "runs": len(runs),
+            "passed": sum(1 for r in runs if r["passed"]),
+            "figures": figures,
+        }
+    return out
 
 
 def summarize_suite(
@@ -83,6 +134,7 @@ def summarize_suite(
                 "(build it with summarize_experiment)"
             )
     start, end = epoch(started), epoch(ended)
+    rows = [comparison_row(e) for e in experiments]
     passed = sum(1 for e in experiments if e["verdict"]["passed"])
     skipped = sum(1 for e in experiments if e["verdict"].get("skipped"))
     return {
@@ -100,8 +152,10 @@ def summarize_suite(
         },
         "comparison": {
             "columns": [dict(c) for c in COLUMNS],
-            "rows": [comparison_row(e) for e in experiments],
+            "rows": rows,
         },
+        "repeats": repeats(rows),
+        "budget": slo.total([e["budget"] for e in experiments if e.get("budget")]),
         "experiments": list(experiments),
         "metadata": dict(metadata or {}),
     }

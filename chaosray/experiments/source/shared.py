@@ -51,6 +51,12 @@ CONFIGURATION: dict[str, Any] = {
     "monitor_duration_s": env("CHAOSRAY_MONITOR_DURATION_S", 3600.0, "float"),
     "replacement_timeout_s": env("CHAOSRAY_REPLACEMENT_TIMEOUT_S", 300.0, "float"),
     "head_ready_timeout_s": env("CHAOSRAY_HEAD_READY_TIMEOUT_S", 180.0, "float"),
+    # The error budget (chaosray/slo.py): the SLO, and the most of its
+    # period's budget one scenario may burn ("" = no limit).
+    "slo_target": env("CHAOSRAY_SLO_TARGET", 0.999, "float"),
+    "slo_period_days": env("CHAOSRAY_SLO_PERIOD_DAYS", 30.0, "float"),
+    "slo_latency_p99_ms": env("CHAOSRAY_SLO_LATENCY_P99_MS", ""),
+    "max_budget_share": env("CHAOSRAY_MAX_BUDGET_SHARE", ""),
 }
 
 # The safety settings (chaosray/k8s/safety.py), declared last; reads.py says
@@ -101,6 +107,8 @@ POD_TIMELINE: dict[str, Any] = {
         "arguments": {
             "namespace": "${namespace}",
             "selectors": {"workers": WORKERS, "head": HEAD, "redis": REDIS},
+            # The endpoints users reach, for the outage windows' causes.
+            "service": "${nlb_service}",
         },
     },
 }
@@ -110,7 +118,13 @@ def verdict(min_success_rate: str | None = None) -> dict[str, Any]:
     """The verdict control; ``min_success_rate``: the key of its threshold."""
     provider: dict[str, Any] = {"type": "python", "module": "chaosray.verdict"}
     if min_success_rate is not None:
-        provider["arguments"] = {"min_success_rate": "${" + min_success_rate + "}"}
+        provider["arguments"] = {
+            "min_success_rate": "${" + min_success_rate + "}",
+            "max_budget_share": "${max_budget_share}",
+            "slo_target": "${slo_target}",
+            "slo_period_days": "${slo_period_days}",
+            "slo_latency_p99_ms": "${slo_latency_p99_ms}",
+        }
     return {"name": "verdict", "provider": provider}
 
 
