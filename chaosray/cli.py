@@ -88,6 +88,35 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the scenarios even when pre-validation failed",
     )
+    run.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each disruptive scenario N times (medians and spreads in the report)",
+    )
+    run.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="a results folder of an earlier run to compare this one with",
+    )
+    _comparison_arguments(run)
+    compare = commands.add_parser(
+        "compare",
+        help="compare two results folders: what changed, and is it significant",
+        description=(
+            "Per scenario, the change from RESULTS_A (the baseline) to RESULTS_B in failed "
+            "requests (Fisher's exact test), p99 latency (a bootstrap interval from the "
+            "monitor's samples), outage time and each recovery time (Mann-Whitney U with 3 "
+            "or more repeats a side). Exits 0, or 1 with --fail-on-regression when a change "
+            "is significant and worse; 2 on bad input."
+        ),
+    )
+    compare.add_argument("baseline_folder", type=Path, metavar="RESULTS_A")
+    compare.add_argument("current_folder", type=Path, metavar="RESULTS_B")
+    compare.add_argument("--json", type=Path, help="also write the comparison as JSON here")
+    compare.add_argument("--junit", type=Path, help="also write it as JUnit XML here")
+    _comparison_arguments(compare)
     lab = commands.add_parser(
         "lab",
         help="a real Kubernetes on this machine (root): up, down, status",
@@ -126,6 +155,36 @@ def build_parser() -> argparse.ArgumentParser:
     shipped_commands.add_parser("path", help="print the folder that holds them")
     shipped_commands.add_parser("list", help="print each experiment file, in suite order")
     return parser
+
+
+def _comparison_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 1 when a change is significant and worse",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level (default: 0.05)"
+    )
+
+
+def _compare(args: argparse.Namespace, console: Console) -> int:
+    from chaosray.report import render_json
+    from chaosray.report.compare import render_comparison_junit
+    from chaosray.report.render import render_comparison_console
+    from chaosray.suite.results import ResultsError, compare_folders
+
+    try:
+        comparison = compare_folders(args.baseline_folder, args.current_folder, alpha=args.alpha)
+    except (ResultsError, ValueError) as exc:
+        console.print(f"[red]chaosray: {exc}[/]", highlight=False, soft_wrap=True)
+        return 2
+    console.out(render_comparison_console(comparison, color=console.is_terminal))
+    if args.json:
+        args.json.write_text(render_json(comparison))
+    if args.junit:
+        args.junit.write_text(render_comparison_junit(comparison))
+    return 1 if comparison["regressed"] and args.fail_on_regression else 0
 
 
 OVERRIDES = {
@@ -170,6 +229,10 @@ def _suite_run(args: argparse.Namespace, console: Console) -> int:
         var_files=args.var_file,
         configuration=configuration,
         skip_on_failed_prevalidation=not args.run_scenarios_after_failed_prevalidation,
+        repeat=args.repeat,
+        baseline=args.baseline,
+        fail_on_regression=args.fail_on_regression,
+        alpha=args.alpha,
     )
     if args.experiments_dir is not None:
         options.experiments_dir = args.experiments_dir
@@ -268,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     if args.command == "suite" and getattr(args, "suite_command", None) == "run":
         return _suite_run(args, console)
+    if args.command == "compare":
+        return _compare(args, console)
     if args.command == "experiments" and getattr(args, "experiments_command", None):
         return _experiments(args)
     if args.command == "lab" and getattr(args, "lab_command", None):

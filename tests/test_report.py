@@ -481,6 +481,13 @@ def test_suite_compares_and_counts() -> None:
         "key_recovery_s": 12.0,
         "key_recovery": "back: recovery_s",
         "key_recovery_status": "succeeded",
+        # 3 s failure-equivalent of a 99.9 % / 30-day budget (2,592 s); 5 %
+        # failed = 50 x the allowed 0.1 % (no disruption: the whole run).
+        "budget_share": pytest.approx(3.0 / 2592.0),
+        "budget_consumed_s": 3.0,
+        "burn_rate": pytest.approx(50.0),
+        "outage_causes": ["no event within the horizon before it"],
+        "repeat": None,
     }
     assert [c["key"] for c in suite["comparison"]["columns"]][:2] == ["experiment", "verdict"]
     assert _suite_of(passing)["totals"]["overall_passed"] is True

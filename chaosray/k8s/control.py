@@ -19,7 +19,8 @@ Declare it at experiment level::
                     "redis": "app=redis"
                 },
                 "service": "ray-serve-nlb",
-                "nodes": true
+                "nodes": true,
+                "ray_cluster": "ray-serve"
             }
         }
     }]
@@ -31,7 +32,8 @@ node), ``ready``, ``not_ready``, ``deletion_requested``, ``gone``; for
 the Service's endpoints (group ``endpoints``, named by their pod):
 ``present``, ``added``, ``ready``, ``not_ready``, ``terminating``,
 ``removed``; for nodes (group ``nodes``): ``added``, ``cordoned``,
-``uncordoned``, ``ready``, ``not_ready``, ``gone``. The timeline goes
+``uncordoned``, ``ready``, ``not_ready``, ``gone``; for Ray (group
+``ray``, sampled): see :class:`RayTimeline`. The timeline goes
 into the journal as a run entry ``pod-timeline`` and under
 ``journal["chaosray"]["timeline"]``. Watches are stopped when the
 experiment ends and in ``cleanup_control`` (Ctrl-C).
@@ -64,6 +66,7 @@ logger = logging.getLogger("chaostoolkit")
 
 RUN_NAME = "pod-timeline"
 MAX_EVENTS = 100_000  # bounds memory on a very busy namespace
+DEFAULT_RAY_SAMPLE_S = 3.0
 # The label the EndpointSlice controller puts on a Service's slices.
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -314,6 +317,79 @@ class NodeTimeline(Timeline):
             self.observe(node)
 
 
+class RayTimeline(Timeline):
+    """Ray as its dashboard sees it, sampled every ``interval`` seconds:
+    ``dashboard_unreachable`` / ``dashboard_answers`` (the head's dashboard
+    down or back), each Ray node's state (``ALIVE``, ``DEAD``), each Serve
+    proxy's status (``HEALTHY``, ``UNHEALTHY``, ``DRAINING``), and each
+    deployment's replica states (``RUNNING x2, STARTING x1``). Subjects are
+    short node ids with their IP (``node 1a2b3c4d (10.0.1.5)``)."""
+
+    group = "ray"
+    what = "the Ray dashboard"
+
+    def __init__(
+        self, namespace: str, cluster: str, url: str | None, interval: float, secrets: Secrets
+    ) -> None:
+        super().__init__(namespace, None, secrets)
+        from chaosray.ray.dashboard import Dashboard
+
+        self.dashboard = Dashboard.for_cluster(namespace, cluster, url or None, None)
+        self.interval = interval
+        self._answering: bool | None = None
+        self._seen: dict[str, str] = {}  # subject -> last state
+
+    def _state(self, subject: str, state: str, initial: bool, node: str | None = None) -> None:
+        if self._seen.get(subject) != state:
+            if not initial or subject not in self._seen:
+                self.emit(subject, state if not initial else f"present {state}", node)
+            self._seen[subject] = state
+
+    def sample(self, initial: bool = False) -> None:
+        from chaosray.ray.dashboard import nodes, serve_applications
+
+        try:
+            table = nodes(self.dashboard, self.secrets)
+            serve = serve_applications(self.dashboard, self.secrets)
+        except Exception as exc:  # the head is down: that is an event, not an error
+            if self._answering is not False:
+                self.emit("dashboard", "dashboard_unreachable", reason=str(exc)[:200])
+                self._answering = False
+            return
+        if self._answering is False:
+            self.emit("dashboard", "dashboard_answers")
+        self._answering = True
+        names: dict[str, str] = {}
+        for row in table:
+            node_id = str(row.get("node_id") or "")
+            names[node_id] = f"node {node_id[:8]} ({row.get('node_ip')})"
+            self._state(names[node_id], str(row.get("state")), initial, row.get("node_ip"))
+        for node_id, proxy in (serve.get("proxies") or {}).items():
+            subject = f"proxy on {names.get(str(node_id), f'node {str(node_id)[:8]}')}"
+            if isinstance(proxy, dict):
+                self._state(subject, str(proxy.get("status")), initial, proxy.get("node_ip"))
+        for app, detail in (serve.get("applications") or {}).items():
+            for name, deployment in ((detail or {}).get("deployments") or {}).items():
+                counts: dict[str, int] = {}
+                for replica in (deployment or {}).get("replicas") or []:
+                    state = str(replica.get("state"))
+                    counts[state] = counts.get(state, 0) + 1
+                summary = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) or "none"
+                self._state(f"deployment {app}/{name}", f"replicas {summary}", initial)
+
+    def start(self) -> None:
+        self._thread.start()  # the first sample too: a dashboard that hangs delays nothing
+
+    def _run(self) -> None:
+        try:
+            self.sample(initial=True)
+            while not self._stop.wait(self.interval):
+                self.sample()
+        except Exception as exc:  # reported in the journal, never silently lost
+            self.error = f"{type(exc).__name__}: {exc}"
+            logger.error(f"timeline of {self.group}: sampling failed: {self.error}")
+
+
 _active: list[Timeline] = []
 
 
@@ -340,6 +416,13 @@ def _selectors(arguments: dict[str, Any]) -> tuple[str, dict[str, str]]:
     nodes = arguments.get("nodes", True)
     if not isinstance(nodes, bool):
         raise ValueError(f"nodes must be true or false, got {nodes!r}")
+    for key in ("ray_cluster", "ray_dashboard_url"):
+        value = arguments.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{key} must be text, got {value!r}")
+    interval = arguments.get("ray_sample_s", DEFAULT_RAY_SAMPLE_S)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0.5:
+        raise ValueError(f"ray_sample_s must be a number >= 0.5, got {interval!r}")
     return namespace, {str(k): str(v) for k, v in selectors.items()}
 
 
@@ -361,8 +444,11 @@ def before_experiment_control(
     **arguments: Any,
 ) -> None:
     """Start watching before the experiment begins: the pods of each selector,
-    the endpoints of ``service`` (its EndpointSlices) when given, and the
-    nodes unless ``nodes`` is false."""
+    the endpoints of ``service`` (its EndpointSlices) when given, the nodes
+    unless ``nodes`` is false, and, with ``ray_cluster``, Ray's nodes and
+    Serve's proxies and replicas through the dashboard every
+    ``ray_sample_s`` seconds (``ray_dashboard_url``: an explicit dashboard
+    address; default: the API server's proxy)."""
     try:
         namespace, selectors = _selectors(arguments)
         timelines: list[Timeline] = [
@@ -373,6 +459,16 @@ def before_experiment_control(
             timelines.append(EndpointTimeline(namespace, arguments["service"], secrets))
         if arguments.get("nodes", True):
             timelines.append(NodeTimeline(secrets))
+        if arguments.get("ray_cluster"):
+            timelines.append(
+                RayTimeline(
+                    namespace,
+                    arguments["ray_cluster"],
+                    arguments.get("ray_dashboard_url"),
+                    float(arguments.get("ray_sample_s", DEFAULT_RAY_SAMPLE_S)),
+                    secrets,
+                )
+            )
         for timeline in timelines:
             timeline.start()
             _active.append(timeline)

@@ -444,6 +444,39 @@ def _experiment(experiment: dict[str, Any], slug: str) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def _repeats(repeated: dict[str, Any]) -> str:
+    rows = []
+    for name, block in repeated.items():
+        for key, figure in block["figures"].items():
+            if figure["median"] is None:
+                continue
+            rows.append([_e(name), _e(key), _e(f"{figure['median']:.4g}"),
+                         _e(f"{figure['min']:.4g} .. {figure['max']:.4g}"),
+                         _e(block["runs"])])  # fmt: skip
+    return "<h3>Repeats: median and spread</h3>" + _table(
+        [("Experiment", False), ("Figure", False), ("Median", True), ("Min .. max", True),
+         ("Runs", True)], rows)  # fmt: skip
+
+
+def _baseline_comparison(comparison: dict[str, Any]) -> str:
+    from chaosray.report.compare import COMPARISON_HEADERS, comparison_lines
+
+    rows, classes = [], []
+    for line in comparison_lines(comparison):
+        rows.append([_e(cell) for cell in line])
+        classes.append("failed" if line[-1] == "REGRESSION" else "passed")
+    verdict = "regressed" if comparison["regressed"] else "no regression"
+    baseline = comparison.get("baseline") or {}
+    return (
+        f"<h2>Compared with the baseline: {_e(verdict)}</h2>"
+        f'<p class="meta">Baseline {_e(baseline.get("folder") or baseline.get("started"))}; '
+        f"a change is significant at alpha {comparison['alpha']:g} and a regression only "
+        "when significant and worse (Fisher's exact test on failed requests, a bootstrap "
+        "interval on p99, Mann-Whitney U on repeated figures).</p>"
+        + _table([(h, False) for h in COMPARISON_HEADERS], rows, classes)
+    )
+
+
 def render_html(suite: dict[str, Any]) -> str:
     """One self-contained HTML page: the suite's verdict and comparison table,
     then per experiment its verdict and reasons, key figures, charts of
@@ -463,6 +496,19 @@ def render_html(suite: dict[str, Any]) -> str:
         "<h3>Comparison</h3>",
         _comparison(suite, slugs),
     ]
+    budget = suite.get("budget")
+    if budget:
+        body.append(
+            f'<p class="meta">Error budget: the suite burned {_e(fmt_s(budget["consumed_s"]))}, '
+            f"{_e(fmt_share(budget['share']))} of the {budget['period_budget_s']:.0f} s a "
+            f"{budget['slo']['target']:.3%} SLO allows over {budget['slo']['period_days']:g} "
+            "days.</p>"
+        )
+    repeated = suite.get("repeats") or {}
+    if repeated:
+        body.append(_repeats(repeated))
+    if suite.get("baseline_comparison"):
+        body.append(_baseline_comparison(suite["baseline_comparison"]))
     metadata = suite.get("metadata") or {}
     if metadata:
         rows = [[_e(k), _e(v)] for k, v in metadata.items()]

@@ -248,6 +248,35 @@ def console_table(suite: dict[str, Any]) -> Table:
     return table
 
 
+def comparison_table(comparison: dict[str, Any]) -> Table:
+    """A comparison between two runs (chaosray.report.compare) as a rich ``Table``."""
+    from chaosray.report.compare import COMPARISON_HEADERS, comparison_lines
+
+    word = "[bold red]REGRESSED[/]" if comparison["regressed"] else "[green]no regression[/]"
+    table = Table(
+        title=f"Compared with the baseline (alpha {comparison['alpha']:g}): {word}",
+        box=box.SIMPLE_HEAVY,
+    )
+    for header in COMPARISON_HEADERS:
+        table.add_column(header, overflow="fold")
+    for line in comparison_lines(comparison):
+        style = "bold red" if line[-1] == "REGRESSION" else None
+        table.add_row(*line[:-1], Text(line[-1], style=style or ""))
+    return table
+
+
+def render_comparison_console(
+    comparison: dict[str, Any], *, width: int = 140, color: bool = False
+) -> str:
+    console = Console(
+        record=True, width=width, file=io.StringIO(), force_terminal=color, color_system="standard"
+    )
+    console.print(comparison_table(comparison))
+    for name in comparison.get("not_in_both") or []:
+        console.print(Text(f"{name}: in one run only, not compared"))
+    return console.export_text(styles=color)
+
+
 def render_console(suite: dict[str, Any], *, width: int = 120, color: bool = False) -> str:
     """The console summary as a string: the comparison table, then each failed
     experiment's reasons. Rendered with a rich ``Console(record=True)``;
@@ -256,6 +285,8 @@ def render_console(suite: dict[str, Any], *, width: int = 120, color: bool = Fal
         record=True, width=width, file=io.StringIO(), force_terminal=color, color_system="standard"
     )
     console.print(console_table(suite))
+    if suite.get("baseline_comparison"):
+        console.print(comparison_table(suite["baseline_comparison"]))
     budget = suite.get("budget")
     if budget:
         target = budget["slo"]["target"]

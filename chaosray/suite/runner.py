@@ -66,6 +66,12 @@ class SuiteOptions:
     configuration: dict[str, Any] = field(default_factory=dict)
     skip_on_failed_prevalidation: bool = True
     env: dict[str, str] = field(default_factory=dict)
+    # Each disruptive scenario this many times (the report gives medians and spreads).
+    repeat: int = 1
+    # A results folder to compare this run with (chaosray.report.compare).
+    baseline: Path | None = None
+    fail_on_regression: bool = False
+    alpha: float = 0.05
 
 
 @dataclass
@@ -77,6 +83,8 @@ class ExperimentRun:
     journal: dict[str, Any] | None = None
     skipped: str | None = None
     interrupted: bool = False
+    repeat: int | None = None  # which run of a repeated scenario (1..N)
+    samples_path: Path | None = None
 
     @property
     def judged_journal(self) -> dict[str, Any]:
@@ -121,6 +129,12 @@ class Suite:
         for var_file in self.options.var_files:
             if not var_file.is_file():
                 raise ValueError(f"var file {var_file} does not exist")
+        if not isinstance(self.options.repeat, int) or not 1 <= self.options.repeat <= 100:
+            raise ValueError(f"--repeat must be between 1 and 100, got {self.options.repeat!r}")
+        if self.options.baseline is not None:
+            from chaosray.suite.results import load_summary
+
+            load_summary(self.options.baseline)  # refuses now, not after an hour of runs
 
     def _vars_file(self, name: str) -> Path:
         """The suite's own overrides for experiment ``name``, as a var file
@@ -145,21 +159,42 @@ class Suite:
         self.console.print(f"[bold]chaosray suite[/]: results in {self.folder}")
         previous = signal.signal(signal.SIGINT, self._on_sigint)
         try:
-            for name in self.options.experiments:
+            for name, repeat in self._plan():
                 if self._interrupted.is_set():
                     self.runs.append(self._not_run(name, "not run: the suite was interrupted"))
                     continue
-                self._run_one(name)
+                self._run_one(name, repeat)
         finally:
             signal.signal(signal.SIGINT, previous)
         if self._interrupted.is_set():
             self.console.print("[yellow]Interrupted: cleaning up[/]")
             self.cleanup()
-        self.write_reports()
+        regressed = self.write_reports()
         passed = all(r.verdict["passed"] for r in self.runs) and not self._interrupted.is_set()
         if self._interrupted.is_set():
             return 130
+        if regressed and self.options.fail_on_regression:
+            return 1
         return 0 if passed and self.runs else 1
+
+    def _plan(self) -> list[tuple[str, int | None]]:
+        """(experiment, repeat) in run order: the disruptive scenarios
+        ``repeat`` times each (one after the other), the validations once."""
+        plan: list[tuple[str, int | None]] = []
+        for name in self.options.experiments:
+            if name in (PRE, POST) or self.options.repeat == 1:
+                plan.append((name, None))
+            else:
+                plan.extend((name, k) for k in range(1, self.options.repeat + 1))
+        return plan
+
+    def _new_run(self, name: str, repeat: int | None = None) -> ExperimentRun:
+        stem = name if repeat is None else f"{name}.r{repeat}"
+        run = ExperimentRun(
+            name, self.folder / f"{stem}.journal.json", self.folder / f"{stem}.log", repeat=repeat
+        )
+        run.samples_path = self.folder / f"{stem}.samples.jsonl"
+        return run
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self._interrupted.is_set():
@@ -171,7 +206,7 @@ class Suite:
             child.send_signal(signal.SIGINT)
 
     def _not_run(self, name: str, reason: str) -> ExperimentRun:
-        run = ExperimentRun(name, self.folder / f"{name}.journal.json", self.folder / f"{name}.log")
+        run = self._new_run(name)
         run.skipped = reason
         return run
 
@@ -183,15 +218,17 @@ class Suite:
             return "pre-validation failed; disruptive scenarios are not run on an unhealthy service"
         return None
 
-    def _run_one(self, name: str) -> None:
-        run = ExperimentRun(name, self.folder / f"{name}.journal.json", self.folder / f"{name}.log")
+    def _run_one(self, name: str, repeat: int | None = None) -> None:
+        run = self._new_run(name, repeat)
         self.runs.append(run)
+        label = name if repeat is None else f"{name} (run {repeat} of {self.options.repeat})"
         reason = self._should_skip(name)
         if reason:
             run.skipped = reason
-            self.console.print(f"[yellow]- {name}: skipped ({reason})[/]")
+            self.console.print(f"[yellow]- {label}: skipped ({reason})[/]")
             return
-        samples = self.folder / f"{name}.samples.jsonl"
+        assert run.samples_path is not None
+        samples = run.samples_path
         argv = [
             str(Path(sys.executable).with_name("chaos")),
             # chaos otherwise asks releases.chaostoolkit.org for a newer
@@ -210,7 +247,7 @@ class Suite:
             str(self.options.experiments_dir / f"{name}.json"),
         ]
         started = time.monotonic()
-        last_line = [f"{name}: starting"]
+        last_line = [f"{label}: starting"]
 
         def read(stream: Any) -> None:
             for line in stream:
@@ -229,13 +266,13 @@ class Suite:
             reader.start()
             interrupted_at: float | None = None
             while self._child.poll() is None:
-                status.update(self._progress(name, last_line[0], samples, started))
+                status.update(self._progress(label, last_line[0], samples, started))
                 time.sleep(1.0)
                 if self._interrupted.is_set() and interrupted_at is None:
                     interrupted_at = time.monotonic()
                 if interrupted_at is not None and time.monotonic() - interrupted_at > STOP_GRACE_S:
                     self.console.print(
-                        f"[red]{name} did not stop within {STOP_GRACE_S:g}s of Ctrl-C: killed[/]"
+                        f"[red]{label} did not stop within {STOP_GRACE_S:g}s of Ctrl-C: killed[/]"
                     )
                     os.killpg(self._child.pid, signal.SIGKILL)
                     self._child.wait(timeout=30)
@@ -248,7 +285,7 @@ class Suite:
         verdict = run.verdict
         mark = "[green]passed[/]" if verdict["passed"] else "[red]failed[/]"
         self.console.print(
-            f"{'✔' if verdict['passed'] else '✘'} {name}: {mark} "
+            f"{'✔' if verdict['passed'] else '✘'} {label}: {mark} "
             f"({time.monotonic() - started:.0f}s)"
         )
         for why in verdict["reasons"]:
@@ -288,25 +325,58 @@ class Suite:
         steps.append(("load Jobs and ConfigMaps", lambda: delete_leftover_runs()))
         return steps
 
-    def write_reports(self) -> None:
+    def write_reports(self) -> bool:
+        """Summary, JUnit, HTML and the console table; with a baseline, the
+        comparison too. True when the comparison found a regression."""
         from chaosray import report
+        from chaosray.report.compare import render_comparison_junit
 
         summaries = []
         for run in self.runs:
             journal = run.judged_journal
-            samples_path = self.folder / f"{run.name}.samples.jsonl"
-            samples = _read_samples(samples_path) if samples_path.exists() else None
-            summaries.append(report.summarize_experiment(journal, samples, name=run.name))
+            samples_path = run.samples_path
+            samples = (
+                _read_samples(samples_path)
+                if samples_path is not None and samples_path.exists()
+                else None
+            )
+            summary = report.summarize_experiment(journal, samples, name=run.name)
+            summary["repeat"] = run.repeat
+            summary["files"] = {
+                "journal": run.journal_path.name,
+                "log": run.log_path.name,
+                "samples": samples_path.name if samples_path is not None else None,
+            }
+            summaries.append(summary)
         suite = report.summarize_suite(
             summaries, self.started.isoformat(), datetime.now(UTC).isoformat()
         )
         suite["interrupted"] = self._interrupted.is_set()
+        regressed = False
+        if self.options.baseline is not None:
+            from chaosray.suite.results import ResultsError, compare_folders
+
+            try:
+                comparison = compare_folders(
+                    self.options.baseline, self.folder, alpha=self.options.alpha,
+                    current_suite=suite,
+                )  # fmt: skip
+            except ResultsError as exc:
+                self.console.print(f"[red]No comparison: {exc}[/]", soft_wrap=True)
+            else:
+                suite["baseline_comparison"] = comparison
+                regressed = bool(comparison["regressed"])
+                (self.folder / "comparison.json").write_text(report.render_json(comparison))
+                (self.folder / "comparison.junit.xml").write_text(
+                    render_comparison_junit(comparison)
+                )
         (self.folder / "summary.json").write_text(report.render_json(suite))
         (self.folder / "junit.xml").write_text(report.render_junit(suite))
         (self.folder / "report.html").write_text(report.render_html(suite))
         # Rendered at its own width: printed as is, never re-wrapped.
         self.console.out(report.render_console(suite, color=self.console.is_terminal))
         self.console.print(f"Reports: {self.folder}/summary.json, junit.xml, report.html")
+        return regressed
 
 
 def live_success_rate(samples: Path) -> tuple[float, int] | None:

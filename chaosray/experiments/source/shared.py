@@ -107,8 +107,11 @@ POD_TIMELINE: dict[str, Any] = {
         "arguments": {
             "namespace": "${namespace}",
             "selectors": {"workers": WORKERS, "head": HEAD, "redis": REDIS},
-            # The endpoints users reach, for the outage windows' causes.
+            # The endpoints users reach and Ray's own view (sampled through
+            # the dashboard), for the outage windows' causes.
             "service": "${nlb_service}",
+            "ray_cluster": "${ray_cluster}",
+            "ray_dashboard_url": "${ray_dashboard_url}",
         },
     },
 }
