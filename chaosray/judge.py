@@ -53,10 +53,10 @@ def criteria(
     min_success_rate: float | None = None,
     max_downtime_s: float | None = None,
     max_longest_outage_s: float | None = None,
-    max_budget_share: float | None = None,
-    slo_target: float | None = None,
-    slo_period_days: float | None = None,
-    slo_latency_p99_ms: float | None = None,
+    max_budget_share: float | str | None = None,
+    slo_target: float | str | None = None,
+    slo_period_days: float | str | None = None,
+    slo_latency_p99_ms: float | str | None = None,
 ) -> Criteria:
     """Checked criteria (``ValueError`` naming the bad one). ``slo_*``: the
     service level objective the error budget is measured against
@@ -64,12 +64,12 @@ def criteria(
     the most of the period's error budget the scenario may consume (0.05 =
     5 %), None for no limit."""
     objective = slo.slo(slo_target, slo_period_days, slo_latency_p99_ms)
-    max_budget_share = slo.number_setting("max_budget_share", max_budget_share)
+    budget_share = slo.number_setting("max_budget_share", max_budget_share)
     for name, value in (
         ("min_success_rate", min_success_rate),
         ("max_downtime_s", max_downtime_s),
         ("max_longest_outage_s", max_longest_outage_s),
-        ("max_budget_share", max_budget_share),
+        ("max_budget_share", budget_share),
     ):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int | float) or value < 0
@@ -81,7 +81,7 @@ def criteria(
         "min_success_rate": min_success_rate,
         "max_downtime_s": max_downtime_s,
         "max_longest_outage_s": max_longest_outage_s,
-        "max_budget_share": max_budget_share,
+        "max_budget_share": budget_share,
         "slo_target": objective["target"],
         "slo_period_days": objective["period_days"],
         "slo_latency_p99_ms": objective["latency_p99_ms"],

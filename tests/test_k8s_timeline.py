@@ -8,8 +8,11 @@ from typing import Any
 from tests.chaos_cli import run_experiment, validate_experiment
 from tests.rig.kube import NAMESPACE, REDIS, WORKERS, KubeCluster
 
+SERVICE = "ray-serve-nlb"  # deploy/base's LoadBalancer Service (workers only)
+NODE = "node-d"
 
-def _experiment(method: list[dict[str, Any]], selectors: Any) -> dict[str, Any]:
+
+def _experiment(method: list[dict[str, Any]], selectors: Any, **watch: Any) -> dict[str, Any]:
     return {
         "version": "1.0.0",
         "title": "pod timeline under test",
@@ -20,7 +23,7 @@ def _experiment(method: list[dict[str, Any]], selectors: Any) -> dict[str, Any]:
                 "provider": {
                     "type": "python",
                     "module": "chaosray.k8s.control",
-                    "arguments": {"namespace": NAMESPACE, "selectors": selectors},
+                    "arguments": {"namespace": NAMESPACE, "selectors": selectors, **watch},
                 },
             }
         ],
@@ -61,19 +64,28 @@ def test_timeline_records_a_deletion_and_its_replacement(
     before = {
         p.metadata.name for p in core.list_namespaced_pod(NAMESPACE, label_selector=WORKERS).items
     }
+    method = [
+        *_delete_then_wait(WORKERS, 3),
+        {"type": "action", "name": "cordon", "provider": {"type": "python",
+         "module": "chaosray.k8s.actions", "func": "cordon_node", "arguments": {"name": NODE}}},
+        {"type": "action", "name": "uncordon", "provider": {"type": "python",
+         "module": "chaosray.k8s.actions", "func": "uncordon_node", "arguments": {"name": NODE}},
+         "pauses": {"before": 1, "after": 1}},
+    ]  # fmt: skip
     run = run_experiment(
-        _experiment(_delete_then_wait(WORKERS, 3), {"workers": WORKERS, "redis": REDIS}),
+        _experiment(method, {"workers": WORKERS, "redis": REDIS}, service=SERVICE),
         tmp_path,
         env={"KUBECONFIG": str(topology.kubeconfig)},
     )
     assert run.returncode == 0, run.console
     timeline = run.journal["chaosray"]["timeline"]
     assert timeline["errors"] == {}
+    assert timeline["watched"] == ["endpoints", "nodes", "redis", "workers"]
     deleted = run.run_entry("delete-one")["output"]["pod"]
     events = timeline["events"]
 
-    def of(pod: str) -> list[str]:
-        return [e["event"] for e in events if e["pod"] == pod]
+    def of(pod: str, group: str = "workers") -> list[str]:
+        return [e["event"] for e in events if e["pod"] == pod and e["group"] == group]
 
     assert of(deleted)[0] == "present"
     assert "deletion_requested" in of(deleted) and of(deleted)[-1] == "gone"
@@ -89,6 +101,18 @@ def test_timeline_records_a_deletion_and_its_replacement(
     assert deletion["api_time"] is not None
     assert [e["t"] for e in events] == sorted(e["t"] for e in events)
     assert run.run_entry("pod-timeline")["status"] == "succeeded"
+    # The Service's EndpointSlices: the deleted pod's endpoint goes (after its
+    # deletion was requested), the replacement's comes and turns ready.
+    gone = [e for e in events if e["group"] == "endpoints" and e["pod"] == deleted]
+    assert gone[0]["event"] == "present"
+    assert gone[-1]["event"] in ("removed", "not_ready", "terminating"), gone
+    assert gone[-1]["t"] >= deletion["t"]
+    assert of(replacement, "endpoints")[0] == "added"
+    assert {e["pod"] for e in events if e["group"] == "endpoints" and e["event"] == "present"} == (
+        before
+    )
+    # The node cordoned and uncordoned by the method, in that order.
+    assert of(NODE, "nodes") == ["cordoned", "uncordoned"]
 
 
 def test_timeline_survives_ctrl_c_and_stops(topology: KubeCluster, tmp_path: Path) -> None:

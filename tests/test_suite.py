@@ -40,6 +40,8 @@ def _suite(
     experiments: str,
     extra: dict[str, Any] | None = None,
     interrupt_after: float | None = None,
+    options: list[str] | None = None,
+    results: str = "results",
 ) -> tuple[int, str, Path]:
     var_file = tmp_path / "vars.json"
     configuration = {**FAST, "inference_url": server.url, **(extra or {})}
@@ -53,7 +55,8 @@ def _suite(
         "--var-file",
         str(var_file),
         "--results-dir",
-        str(tmp_path / "results"),
+        str(tmp_path / results),
+        *(options or []),
     ]
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
     with subprocess.Popen(
@@ -63,7 +66,7 @@ def _suite(
             time.sleep(interrupt_after)
             proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=600)
-    (folder,) = (tmp_path / "results").iterdir()
+    (folder,) = (tmp_path / results).iterdir()
     return proc.returncode, out, folder
 
 
@@ -225,4 +228,56 @@ def test_unknown_experiment_is_refused(topology: KubeCluster, tmp_path: Path) ->
     )
     assert done.returncode == 2
     assert "unknown experiment(s) chaos-monkey" in done.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_repeats_and_a_comparison_with_a_baseline_run(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    code, out, baseline = _suite(topology, scheduled_server, tmp_path, "worker-delete")
+    assert code == 0, out
+    code, out, folder = _suite(
+        topology, scheduled_server, tmp_path, "worker-delete", results="again",
+        options=["--repeat", "2", "--baseline", str(baseline), "--fail-on-regression"],
+    )  # fmt: skip
+    summary = _summary(folder)
+    runs = [(e["name"], e["repeat"], e["files"]["journal"]) for e in summary["experiments"]]
+    assert runs == [
+        ("worker-delete", 1, "worker-delete.r1.journal.json"),
+        ("worker-delete", 2, "worker-delete.r2.journal.json"),
+    ]
+    for stem in ("worker-delete.r1", "worker-delete.r2"):
+        assert (folder / f"{stem}.samples.jsonl").stat().st_size > 0
+    repeated = summary["repeats"]["worker-delete"]
+    assert repeated["runs"] == 2
+    rates = repeated["figures"]["success_rate"]
+    assert rates["values"] == [e["availability"]["success_rate"] for e in summary["experiments"]]
+    assert rates["min"] <= rates["median"] <= rates["max"]
+    comparison = json.loads((folder / "comparison.json").read_text())
+    (row,) = comparison["rows"]
+    assert row["runs"] == {"baseline": 1, "current": 2}
+    failed = row["figures"]["failed_requests"]
+    requests = [e["availability"]["requests"] for e in summary["experiments"]]
+    assert failed["current"]["requests"] == sum(requests) and failed["test"] == "fisher_exact"
+    assert row["figures"]["p99_ms"]["test"] == "bootstrap"
+    # The exit code follows the comparison: 1 only for a significant, worse change.
+    assert code == (1 if comparison["regressed"] else 0), out
+    assert "Compared with the baseline" in out
+    assert "Compared with the baseline" in (folder / "report.html").read_text()
+    budget = summary["experiments"][0]["budget"]
+    assert budget["slo"] == {"target": 0.999, "period_days": 30.0, "latency_p99_ms": None}
+
+
+def test_a_baseline_that_is_not_a_results_folder_is_refused(
+    topology: KubeCluster, tmp_path: Path
+) -> None:
+    env = {**os.environ, "KUBECONFIG": str(topology.kubeconfig)}
+    done = subprocess.run(
+        [_chaosray(), "suite", "run", "--baseline", str(tmp_path), "--results-dir",
+         str(tmp_path / "results")],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert f"{tmp_path} is not a results folder: no summary.json" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
     assert not (tmp_path / "results").exists()

@@ -66,7 +66,7 @@ logger = logging.getLogger("chaostoolkit")
 
 RUN_NAME = "pod-timeline"
 MAX_EVENTS = 100_000  # bounds memory on a very busy namespace
-DEFAULT_RAY_SAMPLE_S = 3.0
+DEFAULT_RAY_SAMPLE_S = 5.0
 # The label the EndpointSlice controller puts on a Service's slices.
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 

@@ -281,15 +281,17 @@ def _test(change: dict[str, Any]) -> str:
 
 def comparison_lines(comparison: dict[str, Any]) -> list[list[str]]:
     """One line a scenario and figure: experiment, figure, baseline, current,
-    change, test, verdict (``REGRESSION``, ``better``, ``significant`` or ``-``)."""
+    change, test, verdict (``REGRESSION``, ``better``, ``no significant
+    change`` or ``not tested``)."""
     lines = []
     for row in comparison["rows"]:
         for figure, change in row["figures"].items():
-            verdict = (
-                "REGRESSION"
-                if change["worse"]
-                else ("better" if change["significant"] else "no significant change")
-            )
+            if change["test"] is None:
+                verdict = "not tested"
+            elif change["worse"]:
+                verdict = "REGRESSION"
+            else:
+                verdict = "better" if change["significant"] else "no significant change"
             lines.append(
                 [
                     row["experiment"],

@@ -155,10 +155,50 @@ def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figur
         f"old head {recovery['old_head_state']}"
     )
 
+    # Causes and budgets (#15), on what real Kubernetes and Ray did.
+    summaries = {e["name"]: e for e in summary["experiments"]}
+    for name in ALL[1:-1]:
+        attributed = summaries[name]["outage_causes"]
+        assert {"endpoints", "nodes", "ray", "workers", "head", "redis"} <= set(
+            attributed["watched"]
+        ), attributed["watched"]
+        assert summaries[name]["budget"]["share"] is not None
+        for window in attributed["windows"]:
+            print(f"{name}: outage +{window['start_offset_s']:.1f} s: {window['cause']}",
+                  [h["rule"] for h in window["hints"]])  # fmt: skip
+    worker_events = journals["worker-delete"]["chaosray"]["timeline"]["events"]
+    (step,) = _output(journals["worker-delete"], "delete-one-worker-and-watch")["steps"]
+    deleted_worker = step["pod"]
+    endpoint_events = [
+        e for e in worker_events if e["group"] == "endpoints" and e["pod"] == deleted_worker
+    ]
+    # The EndpointSlice watch saw the deleted worker leave the Service.
+    assert endpoint_events[0]["event"] == "present"
+    assert {"removed", "not_ready", "terminating"} & {e["event"] for e in endpoint_events}
+    deleted_at = next(
+        e["t"] for e in worker_events
+        if e["pod"] == deleted_worker and e["event"] == "deletion_requested"
+    )  # fmt: skip
+    for window in summaries["worker-delete"]["outage_causes"]["windows"]:
+        if 0 <= window["start"] - deleted_at <= attributed["horizon_s"]:
+            # A window after the deletion names the deleted worker's events.
+            assert deleted_worker in {e["pod"] for e in window["preceding"]}, window
+    head_events = journals["head-delete"]["chaosray"]["timeline"]["events"]
+    ray_events = [e["event"] for e in head_events if e["group"] == "ray"]
+    # Ray as its dashboard saw it: gone with the head, back with the new one.
+    assert "dashboard_unreachable" in ray_events, ray_events
+    assert ray_events.index("dashboard_unreachable") < len(ray_events) - 1 - ray_events[::-1].index(
+        "dashboard_answers"
+    )
+    for window in summaries["head-delete"]["outage_causes"]["windows"]:
+        assert window["cause"], window
+    assert summary["budget"]["consumed_s"] is not None
+
     report = (folder / "report.html").read_text()
     for name in ALL:
         assert name in report
     assert "Outage windows" in report
+    assert "Error budget" in report
 
 
 def _chaos_run(
