@@ -49,6 +49,20 @@ def _change(base: float | None, current: float | None) -> float | None:
     return None if base is None or current is None else current - base
 
 
+def _figure(baseline: Any, current: Any, change: float | None, **extra: Any) -> dict[str, Any]:
+    """A figure's comparison before any test: both sides, the change, untested."""
+    return {
+        "baseline": baseline,
+        "current": current,
+        **extra,
+        "change": change,
+        "test": None,
+        "p_value": None,
+        "significant": False,
+        "worse": False,
+    }
+
+
 def _failures(rows: list[dict[str, Any]]) -> tuple[int, int]:
     failed = sum(int(r.get("failed") or 0) for r in rows)
     requests = sum(int(r.get("requests") or 0) for r in rows)
@@ -60,15 +74,12 @@ def failed_requests_change(
 ) -> dict[str, Any]:
     """``base``/``current``: (failed, requests). Fisher's exact test."""
     (f0, n0), (f1, n1) = base, current
-    out: dict[str, Any] = {
-        "baseline": {"failed": f0, "requests": n0, "rate": f0 / n0 if n0 else None},
-        "current": {"failed": f1, "requests": n1, "rate": f1 / n1 if n1 else None},
-        "test": None,
-        "p_value": None,
-        "significant": False,
-        "worse": False,
-    }
-    out["change"] = _change(out["baseline"]["rate"], out["current"]["rate"])
+    rate0, rate1 = (f0 / n0 if n0 else None), (f1 / n1 if n1 else None)
+    out = _figure(
+        {"failed": f0, "requests": n0, "rate": rate0},
+        {"failed": f1, "requests": n1, "rate": rate1},
+        _change(rate0, rate1),
+    )
     if not n0 or not n1:
         out["why_no_test"] = "no requests on one side"
         return out
@@ -98,15 +109,9 @@ def p99_change(
     bootstrap interval of ``p99(current) - p99(base)``."""
     rng = np.random.default_rng(seed)
     x, y = _subsample(current, rng), _subsample(base, rng)
-    out: dict[str, Any] = {
-        "baseline": float(np.percentile(y, 99)) if len(y) else None,
-        "current": float(np.percentile(x, 99)) if len(x) else None,
-        "test": None,
-        "interval": None,
-        "significant": False,
-        "worse": False,
-    }
-    out["change"] = _change(out["baseline"], out["current"])
+    p99_base = float(np.percentile(y, 99)) if len(y) else None
+    p99_now = float(np.percentile(x, 99)) if len(x) else None
+    out = _figure(p99_base, p99_now, _change(p99_base, p99_now), interval=None)
     if len(x) < MIN_LATENCIES or len(y) < MIN_LATENCIES:
         out["why_no_test"] = f"fewer than {MIN_LATENCIES} latencies on one side"
         return out
@@ -139,17 +144,14 @@ def p99_change(
 def values_change(base: Sequence[float], current: Sequence[float], alpha: float) -> dict[str, Any]:
     """Figures, one per repeat (seconds; larger is worse): medians, and the
     Mann-Whitney U test when each side has enough runs."""
-    out: dict[str, Any] = {
-        "baseline": _median(base),
-        "current": _median(current),
-        "baseline_values": list(base),
-        "current_values": list(current),
-        "test": None,
-        "p_value": None,
-        "significant": False,
-        "worse": False,
-    }
-    out["change"] = _change(out["baseline"], out["current"])
+    median_base, median_now = _median(base), _median(current)
+    out = _figure(
+        median_base,
+        median_now,
+        _change(median_base, median_now),
+        baseline_values=list(base),
+        current_values=list(current),
+    )
     if len(base) < MIN_RUNS_FOR_TEST or len(current) < MIN_RUNS_FOR_TEST:
         out["why_no_test"] = f"fewer than {MIN_RUNS_FOR_TEST} runs on one side (--repeat)"
         return out
