@@ -385,6 +385,9 @@ class RayTimeline(Timeline):
             self.sample(initial=True)
             while not self._stop.wait(self.interval):
                 self.sample()
+            # One last look when the experiment ends (stop() waits up to 10 s
+            # for it): the state Ray was left in, whatever the interval.
+            self.sample()
         except Exception as exc:  # reported in the journal, never silently lost
             self.error = f"{type(exc).__name__}: {exc}"
             logger.error(f"timeline of {self.group}: sampling failed: {self.error}")
