@@ -31,6 +31,8 @@ MAX_WINDOWS = 50  # windows attributed per experiment (the longest ones)
 HEAD_RESTART_S = 60.0
 # How soon after a Redis primary change the GCS is known to stop.
 GCS_STOP_S = 30.0
+# How far back the rules look (bounds their work on long, busy timelines).
+RULE_LOOKBACK_S = 600.0
 
 NO_EVENT = "no event within the horizon before it"
 
@@ -207,10 +209,11 @@ def attribute_window(
         cause = NO_EVENT
         if during:
             cause += f"; {during[0]['text']} {during[0]['after_start_s']:.1f} s into it"
+    nearby = [e for e in events if start - RULE_LOOKBACK_S <= e["t"] <= end]
     hints = [
         {"rule": r.name, "text": r.text, "reference": r.reference}
         for r in rules
-        if r.matches(window, events)
+        if r.matches(window, nearby)
     ]
     return {
         "start": start,
