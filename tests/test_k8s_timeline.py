@@ -101,16 +101,10 @@ def test_timeline_records_a_deletion_and_its_replacement(
     assert deletion["api_time"] is not None
     assert [e["t"] for e in events] == sorted(e["t"] for e in events)
     assert run.run_entry("pod-timeline")["status"] == "succeeded"
-    # The Service's EndpointSlices: the deleted pod's endpoint goes (after its
-    # deletion was requested), the replacement's comes and turns ready.
-    gone = [e for e in events if e["group"] == "endpoints" and e["pod"] == deleted]
-    assert gone[0]["event"] == "present"
-    assert gone[-1]["event"] in ("removed", "not_ready", "terminating"), gone
-    assert gone[-1]["t"] >= deletion["t"]
-    assert of(replacement, "endpoints")[0] == "added"
-    assert {e["pod"] for e in events if e["group"] == "endpoints" and e["event"] == "present"} == (
-        before
-    )
+    # The Service's EndpointSlices are watched; kwok's pod IPs are loopback
+    # addresses, which the EndpointSlice controller never makes endpoints, so
+    # what an endpoint does is checked on the lab (tests/lab).
+    assert not [e for e in events if e["group"] == "endpoints"]
     # The node cordoned and uncordoned by the method, in that order.
     assert of(NODE, "nodes") == ["cordoned", "uncordoned"]
 
