@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from chaosray.causes import MAX_LISTED
 from chaosray.suite.runner import ALL
 from tests.chaos_cli import chaos_argv
 from tests.lab.helpers import HEAD, WORKERS, admin, ready_pods, wait_whole
@@ -179,10 +180,7 @@ def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figur
         e["t"] for e in worker_events
         if e["pod"] == deleted_worker and e["event"] == "deletion_requested"
     )  # fmt: skip
-    for window in summaries["worker-delete"]["outage_causes"]["windows"]:
-        if 0 <= window["start"] - deleted_at <= attributed["horizon_s"]:
-            # A window after the deletion names the deleted worker's events.
-            assert deleted_worker in {e["pod"] for e in window["preceding"]}, window
+    _attributed_to(summaries["worker-delete"], deleted_at, {deleted_worker})
     head_events = journals["head-delete"]["chaosray"]["timeline"]["events"]
     ray_events = [e["event"] for e in head_events if e["group"] == "ray"]
     # Ray as its dashboard saw it: gone with the head, back with the new one.
@@ -190,8 +188,11 @@ def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figur
     assert ray_events.index("dashboard_unreachable") < len(ray_events) - 1 - ray_events[::-1].index(
         "dashboard_answers"
     )
-    for window in summaries["head-delete"]["outage_causes"]["windows"]:
-        assert window["cause"], window
+    old_head = _output(journals["head-delete"], "delete-ray-head")["pod"]
+    head_deleted_at = next(
+        e["t"] for e in head_events if e["pod"] == old_head and e["event"] == "deletion_requested"
+    )
+    _attributed_to(summaries["head-delete"], head_deleted_at, {old_head, "dashboard"})
     assert summary["budget"]["consumed_s"] is not None
 
     report = (folder / "report.html").read_text()
@@ -199,6 +200,18 @@ def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figur
         assert name in report
     assert "Outage windows" in report
     assert "Error budget" in report
+
+
+def _attributed_to(experiment: dict[str, Any], disrupted_at: float, subjects: set[str]) -> None:
+    """Every outage window that began within the horizon after the
+    disruption lists what preceded it, and names one of ``subjects`` unless
+    the nearest events filled the list."""
+    attributed = experiment["outage_causes"]
+    for window in attributed["windows"]:
+        if 0 <= window["start"] - disrupted_at <= attributed["horizon_s"]:
+            named = {e["pod"] for e in window["preceding"]}
+            assert window["preceding"], window
+            assert named & subjects or len(window["preceding"]) == MAX_LISTED, window
 
 
 def _chaos_run(
