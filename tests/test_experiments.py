@@ -111,9 +111,17 @@ def test_every_experiment_validates(name: str, tmp_path: Path) -> None:
         ]  # fmt: skip
     else:
         assert modules == ["chaosray.guard", "chaosray.verdict"]
-    # The safety settings reach the actions only if declared.
-    for key in ("chaosray_allowed_contexts", "chaosray_dry_run", "chaosray_max_pods_per_action"):
-        assert experiment["configuration"][key]["type"] == "env"
+    # The safety settings reach the actions only if declared: the context
+    # allow-list and the dry run everywhere (the settings check reads them),
+    # the pod limit where an action deletes or evicts several pods.
+    declared = experiment["configuration"]
+    for key in ("chaosray_allowed_contexts", "chaosray_dry_run"):
+        assert declared[key]["type"] == "env"
+    funcs = {a["provider"].get("func") for a in experiment["method"]}
+    if funcs & {"delete_pods_sequentially", "drain_node"}:
+        assert declared["chaosray_max_pods_per_action"]["type"] == "env"
+    else:
+        assert "chaosray_max_pods_per_action" not in declared
 
 
 # --- pre-validation -------------------------------------------------------------------------
