@@ -434,7 +434,8 @@ def _experiment(experiment: dict[str, Any], slug: str) -> str:
         parts.append("<h3>k6 load</h3>" + _k6(experiment["k6"]))
     if experiment["pod_events"] or experiment.get("pod_event_errors"):
         parts.append(
-            f"<details><summary>Pod event timeline ({len(experiment['pod_events'])} events)"
+            f"<details><summary>Event timeline: pods, endpoints, nodes, Ray "
+            f"({len(experiment['pod_events'])} events)"
             f"</summary>{_events(experiment)}</details>"
         )
     parts.append(

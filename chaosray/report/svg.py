@@ -358,6 +358,11 @@ def latency_chart(experiment: dict[str, Any], axis: TimeAxis) -> str | None:
     return _svg(height, f"Latency of {experiment['name']} per second (samples)", parts)
 
 
+# The timeline's groups that are not pods (chaosray.k8s.control): their
+# events feed the outage causes, not the pods chart.
+NOT_PODS = ("endpoints", "nodes", "ray")
+
+
 def _pod_segments(
     events: list[dict[str, Any]], end: float
 ) -> dict[str, list[tuple[float, float, str]]]:
@@ -374,7 +379,7 @@ def _pod_segments(
     }
     for event in events:
         t, pod, kind = event.get("offset_s"), event.get("pod"), event.get("event")
-        if t is None or not pod:
+        if t is None or not pod or event.get("group") in NOT_PODS:
             continue
         key = f"{event.get('group') or '?'}/{pod}"
         segments.setdefault(key, [])
