@@ -111,7 +111,11 @@ def test_a_blackhole_outage_is_timed_by_send_time_and_no_iteration_is_dropped(
     # Open loop: every request sent in the window failed (timed out), none dropped.
     assert abs(result["failed"] - RATE * truth.duration) <= 2, result["failed"]
     answered = [r for r in scheduled_server.served() if r["mode"] != "slow"]
-    assert result["requests"] - result["failed"] == len(answered) - 1  # and the preflight
+    # Every answered request but the preflight was counted, less at most one
+    # in flight when the control stopped k6 (the server answered it, k6 had
+    # already abandoned it: CI saw 122 counted of 123 answered).
+    missed = (len(answered) - 1) - (result["requests"] - result["failed"])
+    assert 0 <= missed <= 1, (missed, result)
     # Keyed by send time the window starts when the first unanswered request
     # left, not 5 s later when k6 gave up on it.
     assert result["timeline_keyed_by"] == "send time"
@@ -139,7 +143,11 @@ def test_iterations_k6_drops_count_as_failed_requests(
     # Open loop: sent + dropped is the rate times the run, as if nothing was dropped.
     run_s = result["ended_at"] - result["started_at"]
     assert abs(result["requests"] - RATE * run_s) <= RATE, (result["requests"], run_s)
-    assert result["requests"] - result["failed"] == len(answered) - 1  # and the preflight
+    # Every answered request but the preflight was counted, less at most one
+    # in flight when the control stopped k6 (the server answered it, k6 had
+    # already abandoned it: CI saw 122 counted of 123 answered).
+    missed = (len(answered) - 1) - (result["requests"] - result["failed"])
+    assert 0 <= missed <= 1, (missed, result)
     assert result["success_rate"] == pytest.approx(1 - result["failed"] / result["requests"])
     # The dropped iterations sit in the timeline too: the window is one outage.
     (outage,) = result["outage_windows"]
