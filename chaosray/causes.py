@@ -216,6 +216,7 @@ def attribute_window(
         if r.matches(window, nearby)
     ]
     return {
+        "kind": window.get("kind", "outage"),
         "start": start,
         "end": end,
         "duration_s": end - start,

@@ -329,6 +329,11 @@ def _causes(experiment: dict[str, Any]) -> str:
     windows = attributed.get("windows") or []
     if not windows:
         return ""
+    what = (
+        "outage windows"
+        if windows[0].get("kind", "outage") == "outage"
+        else "runs of failed requests (there was no outage window)"
+    )
     rows = []
     for window in windows:
         hints = "".join(
@@ -351,7 +356,7 @@ def _causes(experiment: dict[str, Any]) -> str:
         rows,
     )  # fmt: skip
     return (
-        f"<h4>Causes of the outage windows (events up to {attributed['horizon_s']:g} s "
+        f"<h4>Causes of the {what} (events up to {attributed['horizon_s']:g} s "
         f"before each; watched: {_e(', '.join(attributed.get('watched') or []) or '-')})</h4>"
         + table
     )

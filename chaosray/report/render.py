@@ -248,6 +248,11 @@ def console_table(suite: dict[str, Any]) -> Table:
     return table
 
 
+# What an attributed window is (chaosray.causes): an outage window, or,
+# when there was none, a run of consecutive failed requests.
+_WINDOW_WORD = {"outage": "outage", "downtime": "failures"}
+
+
 def comparison_table(comparison: dict[str, Any]) -> Table:
     """A comparison between two runs (chaosray.report.compare) as a rich ``Table``."""
     from chaosray.report.compare import COMPARISON_HEADERS, comparison_lines
@@ -302,7 +307,8 @@ def render_console(suite: dict[str, Any], *, width: int = 120, color: bool = Fal
         for window in windows[:5]:
             console.print(
                 Text(
-                    f"{experiment['name']}: outage at +{window['start_offset_s'] or 0:.1f} s "
+                    f"{experiment['name']}: {_WINDOW_WORD.get(window.get('kind'), 'outage')} "
+                    f"at +{window['start_offset_s'] or 0:.1f} s "
                     f"({window['duration_s']:.1f} s) {window['cause']}"
                     + "".join(f" [hint: {h['rule']}]" for h in window["hints"])
                 )
