@@ -109,13 +109,22 @@ class Timeline:
         raise NotImplementedError
 
     def emit(self, subject: str, event: str, node: str | None = None,
-             api_time: datetime | None = None, **detail: Any) -> None:  # fmt: skip
+             api_time: datetime | None = None, at: float | None = None,
+             **detail: Any) -> None:  # fmt: skip
+        """Record one event; ``at``: when it was seen (default: now)."""
         if len(self.events) >= MAX_EVENTS:
             return
-        self.events.append(
-            {"t": time.time(), "api_time": _iso(api_time), "group": self.group,
-             "pod": subject, "event": event, "node": node, **({"detail": detail} if detail else {})}
-        )  # fmt: skip
+        event_record: dict[str, Any] = {
+            "t": time.time() if at is None else at,
+            "api_time": _iso(api_time),
+            "group": self.group,
+            "pod": subject,
+            "event": event,
+            "node": node,
+        }
+        if detail:
+            event_record["detail"] = detail
+        self.events.append(event_record)
 
     def start(self) -> None:
         lister, args = self.lister()
@@ -339,35 +348,40 @@ class RayTimeline(Timeline):
         self._answering: bool | None = None
         self._seen: dict[str, str] = {}  # subject -> last state
 
-    def _state(self, subject: str, state: str, initial: bool, node: str | None = None) -> None:
+    def _state(
+        self, subject: str, state: str, initial: bool, at: float, node: str | None = None
+    ) -> None:
         if self._seen.get(subject) != state:
             if not initial or subject not in self._seen:
-                self.emit(subject, state if not initial else f"present {state}", node)
+                self.emit(subject, state if not initial else f"present {state}", node, at=at)
             self._seen[subject] = state
 
     def sample(self, initial: bool = False) -> None:
+        """One look at Ray; its events carry the time the look began (a
+        dashboard that does not answer can take its timeouts to say so)."""
         from chaosray.ray.dashboard import nodes, serve_applications
 
+        asked = time.time()
         try:
             table = nodes(self.dashboard, self.secrets)
             serve = serve_applications(self.dashboard, self.secrets)
         except Exception as exc:  # the head is down: that is an event, not an error
             if self._answering is not False:
-                self.emit("dashboard", "dashboard_unreachable", reason=str(exc)[:200])
+                self.emit("dashboard", "dashboard_unreachable", reason=str(exc)[:200], at=asked)
                 self._answering = False
             return
         if self._answering is False:
-            self.emit("dashboard", "dashboard_answers")
+            self.emit("dashboard", "dashboard_answers", at=asked)
         self._answering = True
         names: dict[str, str] = {}
         for row in table:
             node_id = str(row.get("node_id") or "")
             names[node_id] = f"node {node_id[:8]} ({row.get('node_ip')})"
-            self._state(names[node_id], str(row.get("state")), initial, row.get("node_ip"))
+            self._state(names[node_id], str(row.get("state")), initial, asked, row.get("node_ip"))
         for node_id, proxy in (serve.get("proxies") or {}).items():
             subject = f"proxy on {names.get(str(node_id), f'node {str(node_id)[:8]}')}"
             if isinstance(proxy, dict):
-                self._state(subject, str(proxy.get("status")), initial, proxy.get("node_ip"))
+                self._state(subject, str(proxy.get("status")), initial, asked, proxy.get("node_ip"))
         for app, detail in (serve.get("applications") or {}).items():
             for name, deployment in ((detail or {}).get("deployments") or {}).items():
                 counts: dict[str, int] = {}
@@ -375,7 +389,7 @@ class RayTimeline(Timeline):
                     state = str(replica.get("state"))
                     counts[state] = counts.get(state, 0) + 1
                 summary = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) or "none"
-                self._state(f"deployment {app}/{name}", f"replicas {summary}", initial)
+                self._state(f"deployment {app}/{name}", f"replicas {summary}", initial, asked)
 
     def start(self) -> None:
         self._thread.start()  # the first sample too: a dashboard that hangs delays nothing
