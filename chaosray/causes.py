@@ -100,8 +100,7 @@ def _gcs_stop_after_redis_primary(window: dict[str, Any], events: list[dict[str,
     primary = [
         e["t"]
         for e in _before(window, events, HEAD_RESTART_S)
-        if (e.get("group") == "disruption" and (e.get("detail") or {}).get("role") == "primary")
-        or _is(e, "redis", "primary_changed")
+        if e.get("group") == "disruption" and (e.get("detail") or {}).get("role") == "primary"
     ]
     return any(
         _is(e, "head", "not_ready") and 0 <= e["t"] - t <= GCS_STOP_S
@@ -113,7 +112,7 @@ def _gcs_stop_after_redis_primary(window: dict[str, Any], events: list[dict[str,
 def _terminating_endpoint(window: dict[str, Any], events: list[dict[str, Any]]) -> bool:
     # A pod was being deleted (or its endpoint terminating) yet still an
     # endpoint when the window began: requests reached a pod shutting down.
-    if not any(e.get("group") == "endpoints" for e in events):
+    if not window.get("endpoints_watched"):
         return False  # the endpoints were not watched: nothing to say
     start = window["start"]
     for event in events:
@@ -190,10 +189,14 @@ def attribute_window(
     events: list[dict[str, Any]],
     horizon_s: float = DEFAULT_HORIZON_S,
     rules: tuple[Rule, ...] = RULES,
+    watched: frozenset[str] | None = None,
 ) -> dict[str, Any]:
-    """One window's cause (``events`` in time order, each with a number ``t``)."""
+    """One window's cause (``events`` in time order, each with a number
+    ``t``); ``watched``: the timeline's groups (None: those with events)."""
     start, end = float(window["start"]), float(window["end"])
-    window = {**window, "start": start, "end": end}
+    if watched is None:
+        watched = frozenset(str(e.get("group")) for e in events)
+    window = {**window, "start": start, "end": end, "endpoints_watched": "endpoints" in watched}
     preceding = sorted(
         (e for e in events if start - horizon_s <= e["t"] < start), key=lambda e: start - e["t"]
     )
@@ -252,15 +255,19 @@ def attribute(
     windows: list[dict[str, Any]],
     events: list[dict[str, Any]],
     horizon_s: float = DEFAULT_HORIZON_S,
+    watched: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every window with a start and an end, attributed (the longest
-    :data:`MAX_WINDOWS`, returned in time order)."""
+    :data:`MAX_WINDOWS`, returned in time order); ``watched``: the
+    timeline's groups (None: those with events)."""
     timed = sorted((e for e in events if isinstance(e.get("t"), int | float)), key=lambda e: e["t"])
     usable = [
         w for w in windows
         if isinstance(w.get("start"), int | float) and isinstance(w.get("end"), int | float)
     ]  # fmt: skip
     longest = sorted(usable, key=lambda w: w["end"] - w["start"], reverse=True)[:MAX_WINDOWS]
+    seen = frozenset(watched) if watched is not None else None
     return [
-        attribute_window(w, timed, horizon_s) for w in sorted(longest, key=lambda w: w["start"])
+        attribute_window(w, timed, horizon_s, watched=seen)
+        for w in sorted(longest, key=lambda w: w["start"])
     ]

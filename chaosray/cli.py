@@ -180,10 +180,15 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[red]chaosray: {exc}[/]", highlight=False, soft_wrap=True)
         return 2
     console.out(render_comparison_console(comparison, color=console.is_terminal))
-    if args.json:
-        args.json.write_text(render_json(comparison))
-    if args.junit:
-        args.junit.write_text(render_comparison_junit(comparison))
+    try:
+        if args.json:
+            args.json.write_text(render_json(comparison))
+        if args.junit:
+            args.junit.write_text(render_comparison_junit(comparison))
+    except OSError as exc:
+        console.print(f"[red]chaosray: cannot write {exc.filename}: {exc.strerror}[/]",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+        return 2
     return 1 if comparison["regressed"] and args.fail_on_regression else 0
 
 

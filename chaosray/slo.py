@@ -94,6 +94,7 @@ def budget(
     failure_equivalent_downtime_s: float | None,
     p99_ms: float | None = None,
     slow_requests: int | None = None,
+    interval_s: float | None = None,
     during_requests: int | None = None,
     during_bad: int | None = None,
     during_span_s: float | None = None,
@@ -101,14 +102,15 @@ def budget(
     """The budget a measurement consumed. ``requests``/``failed``/
     ``failure_equivalent_downtime_s``: the availability figures;
     ``slow_requests``: successful requests slower than the latency objective
-    (None when not counted); ``during_*``: requests and bad ones from the
+    (None when not counted); ``interval_s``: the mean request interval, what
+    a slow request costs when no request failed; ``during_*``: requests and bad ones from the
     first disruption on, and that span, for the burn rate (None: the whole
     measurement)."""
     allowed = period_budget_s(objective)
     interval = (
         failure_equivalent_downtime_s / failed
         if failed and failure_equivalent_downtime_s is not None
-        else None
+        else interval_s
     )
     consumed_s: float | None = failure_equivalent_downtime_s
     slow = slow_requests if objective["latency_p99_ms"] is not None else None

@@ -178,3 +178,9 @@ def test_terminating_pod_still_an_endpoint_rule() -> None:
     # Without the endpoints watched, nothing can be said about them.
     unwatched = [e for e in dying if e["group"] != "endpoints"]
     assert rule not in _rules(attribute_window(_window(0, 5), unwatched))
+    # Watched but unchanged for longer than the rules look back: a pod that
+    # was never removed from the endpoints still matches.
+    long_run = [e for e in dying if e["event"] != "removed"]
+    long_run[0] = _event(-900.0, "endpoints", "w-1", "present")
+    (late,) = attribute([_window(0, 5)], long_run, watched=["endpoints", "workers"])
+    assert rule in _rules(late)

@@ -181,3 +181,29 @@ def test_bad_folders_are_one_clear_line(
     code = main(["compare", str(make(tmp_path / "empty")), str(good)])
     out = capsys.readouterr().out
     assert code == 2 and message in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--fail-on-regression"], "--fail-on-regression needs --baseline"),
+        (["--alpha", "2"], "--alpha must be between 0 and 1, got 2.0"),
+        (["--repeat", "0"], "--repeat must be between 1 and 100, got 0"),
+    ],
+)
+def test_suite_run_refuses_bad_comparison_options_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    code = main(["suite", "run", "--results-dir", str(tmp_path / "results"), *options])
+    out = capsys.readouterr().out
+    assert code == 2 and message in out and "Traceback" not in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_compare_output_that_cannot_be_written_is_one_line(
+    folders: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "missing" / "cmp.json"
+    code = main(["compare", str(folders["baseline"]), str(folders["noise"]), "--json", str(target)])
+    out = capsys.readouterr().out
+    assert code == 2 and f"cannot write {target}" in out and "Traceback" not in out

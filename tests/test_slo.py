@@ -116,3 +116,14 @@ def test_budget_settings_from_experiments_parse() -> None:
     assert given["slo_latency_p99_ms"] is None
     with pytest.raises(ValueError, match="max_budget_share must be a number >= 0"):
         criteria(max_budget_share=-1)
+
+
+def test_slow_requests_cost_time_even_when_nothing_failed() -> None:
+    # 600 requests at 10/s, none failed, 6 slower than the objective.
+    budget = slo.budget(
+        slo.slo(latency_p99_ms=200), requests=600, failed=0,
+        failure_equivalent_downtime_s=0.0, slow_requests=6, interval_s=0.1,
+    )  # fmt: skip
+    assert budget["consumed_s"] == pytest.approx(0.6)
+    assert budget["consumed_requests"] == 6
+    assert budget["share"] == pytest.approx(0.6 / 2592.0)

@@ -408,6 +408,8 @@ class RayTimeline(Timeline):
 
 
 _active: list[Timeline] = []
+# Groups whose watch could not start (the group and why): in the journal.
+_unwatched: dict[str, str] = {}
 
 
 def _selectors(arguments: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -425,7 +427,7 @@ def _selectors(arguments: dict[str, Any]) -> tuple[str, dict[str, str]]:
     for group, selector in selectors.items():
         if not isinstance(selector, str) or not selector.strip():
             raise ValueError(f"selector of {group!r} is empty")
-        if group in (EndpointTimeline.group, NodeTimeline.group):
+        if group in (EndpointTimeline.group, NodeTimeline.group, RayTimeline.group, "disruption"):
             raise ValueError(f"group name {group!r} is taken by the {group} timeline")
     service = arguments.get("service")
     if service is not None and not isinstance(service, str):
@@ -487,7 +489,16 @@ def before_experiment_control(
                 )
             )
         for timeline in timelines:
-            timeline.start()
+            try:
+                timeline.start()
+            except Exception as exc:
+                if isinstance(timeline, PodTimeline):
+                    raise
+                # The endpoints and nodes only explain outages: without them
+                # (RBAC not re-applied, say) the experiment runs on.
+                _unwatched[timeline.group] = str(exc)
+                logger.warning(f"timeline: not watching {timeline.group}: {exc}")
+                continue
             _active.append(timeline)
     except Exception as exc:
         cleanup_control()
@@ -508,6 +519,7 @@ def after_experiment_control(
     mark_interrupted_runs(state)
     started = datetime.now(UTC)
     timelines = list(_active)
+    unwatched = dict(_unwatched)
     cleanup_control()
     events = sorted((e for t in timelines for e in t.events), key=lambda e: e["t"])
     errors = {t.group: t.error for t in timelines if t.error}
@@ -516,6 +528,7 @@ def after_experiment_control(
         "errors": errors,
         "groups": {t.group: t.label_selector for t in timelines if isinstance(t, PodTimeline)},
         "watched": sorted(t.group for t in timelines),
+        "unwatched": unwatched,
     }
     first = datetime.fromtimestamp(events[0]["t"], UTC) if events else started
     add_control_entry(
@@ -536,3 +549,4 @@ def cleanup_control() -> None:
     """Stop every watch (the experiment ended or was interrupted)."""
     while _active:
         _active.pop().stop()
+    _unwatched.clear()

@@ -375,7 +375,11 @@ def _budget(
     if not availability.get("requests"):
         return None
     first = next((d["at_epoch"] for d in disruptions if d["at_epoch"] is not None), None)
-    during = [p for p in points if first is not None and (p.get("second") or 0) + 1 > first]
+    during = [
+        p
+        for p in points
+        if first is not None and (p.get("second") or 0) + int(p.get("step") or 1) > first
+    ]
     slow = sum(int(p.get("slow") or 0) for p in points) if counted_slow else None
     during_requests = sum(int(p.get("ok") or 0) + int(p.get("failed") or 0) for p in during)
     during_bad = sum(int(p.get("failed") or 0) + int(p.get("slow") or 0) for p in during)
@@ -384,9 +388,16 @@ def _budget(
         if during and first is not None
         else None
     )
+    span_all = (
+        points[-1]["second"] + int(points[-1].get("step") or 1) - points[0]["second"]
+        if points
+        else None
+    )
+    requests = availability.get("requests")
     return slo.budget(
         objective,
-        requests=availability.get("requests"),
+        interval_s=span_all / requests if span_all and requests else None,
+        requests=requests,
         failed=availability.get("failed"),
         failure_equivalent_downtime_s=availability.get("failure_equivalent_downtime_s"),
         p99_ms=(availability.get("latency_ms") or {}).get("p99"),
@@ -533,8 +544,12 @@ def summarize_experiment(
     windows = [{**w, "kind": "outage"} for w in availability.get("outage_windows") or []] or [
         {**w, "kind": "downtime"} for w in availability.get("downtime_windows") or []
     ]
+    watched = _watched(journal)
     attributed = causes.attribute(
-        windows, events + causes.disruption_events(disruptions), cause_horizon_s
+        windows,
+        events + causes.disruption_events(disruptions),
+        cause_horizon_s,
+        watched=watched or None,
     )
     for item in attributed:
         item["start_offset_s"] = _offset(item["start"], origin)
@@ -561,7 +576,7 @@ def summarize_experiment(
         "outage_causes": {
             "horizon_s": cause_horizon_s,
             "windows": attributed,
-            "watched": _watched(journal),
+            "watched": watched,
         },
         "pod_events": events,
         "pod_event_errors": event_errors,

@@ -60,7 +60,9 @@ def load_latencies(folder: Path, suite: dict[str, Any]) -> dict[str, list[float]
                     sample = json.loads(line)
                 except ValueError:
                     continue  # a line cut off when the run was interrupted
-                latency = sample.get("latency") if isinstance(sample, dict) else None
+                if not isinstance(sample, dict):
+                    continue
+                latency = sample.get("latency")
                 if sample.get("ok") and isinstance(latency, int | float) and latency >= 0:
                     values.append(latency * 1000.0)
     return out

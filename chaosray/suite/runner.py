@@ -131,6 +131,10 @@ class Suite:
                 raise ValueError(f"var file {var_file} does not exist")
         if not isinstance(self.options.repeat, int) or not 1 <= self.options.repeat <= 100:
             raise ValueError(f"--repeat must be between 1 and 100, got {self.options.repeat!r}")
+        if not 0 < self.options.alpha < 1:
+            raise ValueError(f"--alpha must be between 0 and 1, got {self.options.alpha!r}")
+        if self.options.fail_on_regression and self.options.baseline is None:
+            raise ValueError("--fail-on-regression needs --baseline (the run to compare with)")
         if self.options.baseline is not None:
             from chaosray.suite.results import load_summary
 
@@ -354,14 +358,14 @@ class Suite:
         suite["interrupted"] = self._interrupted.is_set()
         regressed = False
         if self.options.baseline is not None:
-            from chaosray.suite.results import ResultsError, compare_folders
+            from chaosray.suite.results import compare_folders
 
             try:
                 comparison = compare_folders(
                     self.options.baseline, self.folder, alpha=self.options.alpha,
                     current_suite=suite,
                 )  # fmt: skip
-            except ResultsError as exc:
+            except Exception as exc:  # the run's own reports are written all the same
                 self.console.print(f"[red]No comparison: {exc}[/]", soft_wrap=True)
             else:
                 suite["baseline_comparison"] = comparison
