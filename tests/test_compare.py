@@ -112,6 +112,7 @@ def test_noise_is_not_flagged(folders: dict[str, Path], tmp_path: Path) -> None:
     p99 = row["figures"]["p99_ms"]
     assert p99["test"] == "bootstrap" and p99["interval"][0] < 0 < p99["interval"][1]
     assert comparison["regressed"] is False and row["regressions"] == []
+    assert comparison["not_measured"] == []
     assert not ET.parse(junit).getroot().findall(".//failure")
 
 

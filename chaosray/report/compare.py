@@ -200,7 +200,8 @@ def compare_suites(
     names = [e["name"] for e in current["experiments"]]
     names = list(dict.fromkeys(n for n in names if any(
         e["name"] == n for e in baseline["experiments"])))  # fmt: skip
-    rows = []
+    rows: list[dict[str, Any]] = []
+    unmeasured: list[str] = []
     for index, name in enumerate(names):
         before = [e for e in baseline["experiments"] if e["name"] == name]
         after = [e for e in current["experiments"] if e["name"] == name]
@@ -223,6 +224,10 @@ def compare_suites(
             ),
         }
         recoveries_before, recoveries_after = _recoveries(before), _recoveries(after)
+        measured = _failures(availability_before)[1] or _failures(availability_after)[1]
+        if not measured and not set(recoveries_before) & set(recoveries_after):
+            unmeasured.append(name)  # a validation: nothing to compare
+            continue
         for key in sorted(set(recoveries_before) & set(recoveries_after)):
             figures[f"recovery {key}"] = values_change(
                 recoveries_before[key], recoveries_after[key], alpha
@@ -247,6 +252,7 @@ def compare_suites(
         "current": {"started": current.get("started"), **dict(current.get("metadata") or {})},
         "rows": rows,
         "not_in_both": only,
+        "not_measured": unmeasured,
         "regressed": any(r["regressions"] for r in rows),
         "regressions": [f"{r['experiment']}: {f}" for r in rows for f in r["regressions"]],
     }
