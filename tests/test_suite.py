@@ -122,11 +122,14 @@ def test_the_suite_continues_past_a_failed_scenario_and_exits_1(
     failures = ET.parse(folder / "junit.xml").getroot().findall(".//failure")
     assert len(failures) == 1
     message = (failures[0].get("message") or "") + (failures[0].text or "")
-    # The outage fails the monitor, the steady state or k6's threshold,
-    # whichever it overlapped.
-    assert any(
-        why in message for why in ("success rate", "inference-succeeds", "thresholds_failed")
-    ), message
+    # The outage fails the monitor (its success rate, or its reachability
+    # check when the outage began before it), the steady state or k6's
+    # threshold, whichever it overlapped.
+    reasons = (
+        "success rate", "does not answer before monitoring starts", "inference-succeeds",
+        "thresholds_failed", "thresholds failed",
+    )  # fmt: skip
+    assert any(why in message for why in reasons), message
 
 
 def test_a_failed_pre_validation_skips_the_scenarios(
