@@ -27,8 +27,9 @@ __all__: list[str] = []  # pure logic, no activities
 DEFAULT_HORIZON_S = 30.0
 MAX_LISTED = 8  # events listed per window and side (the nearest ones)
 MAX_WINDOWS = 50  # windows attributed per experiment (the longest ones)
-# How soon after a head restart failures count as "right after" it.
-HEAD_RESTART_S = 60.0
+# How recent an event must be for a rule to tie it to a window (a head
+# restart, a Redis primary's loss, a pod's deletion).
+RECENT_S = 60.0
 # How soon after a Redis primary change the GCS is known to stop.
 GCS_STOP_S = 30.0
 # How far back the rules look (bounds their work on long, busy timelines).
@@ -74,7 +75,7 @@ def _before(window: dict[str, Any], events: list[dict[str, Any]], span: float) -
 def _head_restarted_before(window: dict[str, Any], events: list[dict[str, Any]]) -> bool:
     # A new head pod became Ready shortly before (or while) requests failed.
     return any(_is(e, "head", "ready") and e["t"] <= window["end"]
-               and e["t"] >= window["start"] - HEAD_RESTART_S
+               and e["t"] >= window["start"] - RECENT_S
                and any(_is(d, "head", "deletion_requested", "gone", "not_ready")
                        and d["t"] < e["t"] for d in events)
                for e in events)  # fmt: skip
@@ -99,7 +100,7 @@ def _zombie_after_head_restart(window: dict[str, Any], events: list[dict[str, An
 def _gcs_stop_after_redis_primary(window: dict[str, Any], events: list[dict[str, Any]]) -> bool:
     primary = [
         e["t"]
-        for e in _before(window, events, HEAD_RESTART_S)
+        for e in _before(window, events, RECENT_S)
         if e.get("group") == "disruption" and (e.get("detail") or {}).get("role") == "primary"
     ]
     return any(
@@ -122,7 +123,7 @@ def _terminating_endpoint(window: dict[str, Any], events: list[dict[str, Any]]) 
         dying = _is(event, "workers", "deletion_requested") or _is(
             event, "endpoints", "terminating"
         )
-        if not dying or event["t"] < start - HEAD_RESTART_S:
+        if not dying or event["t"] < start - RECENT_S:
             continue
         removed = [
             e["t"]

@@ -100,13 +100,23 @@ class Timeline:
     def observe(self, obj: Any, initial: bool = False) -> None:
         raise NotImplementedError
 
-    def forget(self, obj: Any) -> None:
-        """The object was deleted."""
+    def known(self) -> set[str]:
+        """The names of the objects this timeline holds state for."""
         raise NotImplementedError
+
+    def vanished(self, name: str) -> None:
+        """Object ``name`` was deleted: record it and forget it."""
+        raise NotImplementedError
+
+    def forget(self, obj: Any) -> None:
+        self.vanished(obj.metadata.name)
 
     def relisted(self, objects: list[Any]) -> None:
         """After a relist: what is gone was deleted, the rest observed."""
-        raise NotImplementedError
+        for name in self.known() - {o.metadata.name for o in objects}:
+            self.vanished(name)
+        for obj in objects:
+            self.observe(obj)
 
     def emit(self, subject: str, event: str, node: str | None = None,
              api_time: datetime | None = None, at: float | None = None,
@@ -208,16 +218,11 @@ class PodTimeline(Timeline):
                        pod.metadata.deletion_timestamp - timedelta(seconds=grace))  # fmt: skip
         self._state[name] = now
 
-    def forget(self, pod: Any) -> None:
-        self._emit(pod, "gone")
-        self._state.pop(pod.metadata.name, None)
+    def known(self) -> set[str]:
+        return set(self._state)
 
-    def relisted(self, pods: list[Any]) -> None:
-        seen = {p.metadata.name for p in pods}
-        for name in set(self._state) - seen:
-            self.emit(name, "gone", self._state.pop(name)["node"])
-        for pod in pods:
-            self.observe(pod)
+    def vanished(self, name: str) -> None:
+        self.emit(name, "gone", (self._state.pop(name, None) or {}).get("node"))
 
 
 class EndpointTimeline(Timeline):
@@ -268,19 +273,13 @@ class EndpointTimeline(Timeline):
             self.emit(name, "removed", before[name][0])
         self._state[key] = now
 
-    def forget(self, endpoint_slice: Any) -> None:
-        for name, (node, _ready, _terminating) in self._state.pop(
-            endpoint_slice.metadata.name, {}
-        ).items():
-            self.emit(name, "removed", node)
+    def known(self) -> set[str]:
+        return set(self._state)
 
-    def relisted(self, slices: list[Any]) -> None:
-        seen = {s.metadata.name for s in slices}
-        for key in set(self._state) - seen:
-            for name, (node, _ready, _terminating) in self._state.pop(key).items():
-                self.emit(name, "removed", node)
-        for endpoint_slice in slices:
-            self.observe(endpoint_slice)
+    def vanished(self, name: str) -> None:
+        # A slice went: every endpoint it held is removed.
+        for endpoint, (node, _ready, _terminating) in self._state.pop(name, {}).items():
+            self.emit(endpoint, "removed", node)
 
 
 class NodeTimeline(Timeline):
@@ -314,16 +313,12 @@ class NodeTimeline(Timeline):
         if now[1] != before[1]:
             self.emit(name, "ready" if now[1] else "not_ready", name)
 
-    def forget(self, node: Any) -> None:
-        self._state.pop(node.metadata.name, None)
-        self.emit(node.metadata.name, "gone", node.metadata.name)
+    def known(self) -> set[str]:
+        return set(self._state)
 
-    def relisted(self, nodes: list[Any]) -> None:
-        for name in set(self._state) - {n.metadata.name for n in nodes}:
-            self._state.pop(name)
-            self.emit(name, "gone", name)
-        for node in nodes:
-            self.observe(node)
+    def vanished(self, name: str) -> None:
+        self._state.pop(name, None)
+        self.emit(name, "gone", name)
 
 
 class RayTimeline(Timeline):
@@ -348,13 +343,13 @@ class RayTimeline(Timeline):
         self._answering: bool | None = None
         self._seen: dict[str, str] = {}  # subject -> last state
 
-    def _state(
+    def _record(
         self, subject: str, state: str, initial: bool, at: float, node: str | None = None
     ) -> None:
-        if self._seen.get(subject) != state:
-            if not initial or subject not in self._seen:
-                self.emit(subject, state if not initial else f"present {state}", node, at=at)
-            self._seen[subject] = state
+        if self._seen.get(subject) == state:
+            return
+        self.emit(subject, f"present {state}" if initial else state, node, at=at)
+        self._seen[subject] = state
 
     def sample(self, initial: bool = False) -> None:
         """One look at Ray; its events carry the time the look began (a
@@ -377,11 +372,13 @@ class RayTimeline(Timeline):
         for row in table:
             node_id = str(row.get("node_id") or "")
             names[node_id] = f"node {node_id[:8]} ({row.get('node_ip')})"
-            self._state(names[node_id], str(row.get("state")), initial, asked, row.get("node_ip"))
+            self._record(names[node_id], str(row.get("state")), initial, asked, row.get("node_ip"))
         for node_id, proxy in (serve.get("proxies") or {}).items():
             subject = f"proxy on {names.get(str(node_id), f'node {str(node_id)[:8]}')}"
             if isinstance(proxy, dict):
-                self._state(subject, str(proxy.get("status")), initial, asked, proxy.get("node_ip"))
+                self._record(
+                    subject, str(proxy.get("status")), initial, asked, proxy.get("node_ip")
+                )
         for app, detail in (serve.get("applications") or {}).items():
             for name, deployment in ((detail or {}).get("deployments") or {}).items():
                 counts: dict[str, int] = {}
@@ -389,7 +386,7 @@ class RayTimeline(Timeline):
                     state = str(replica.get("state"))
                     counts[state] = counts.get(state, 0) + 1
                 summary = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) or "none"
-                self._state(f"deployment {app}/{name}", f"replicas {summary}", initial, asked)
+                self._record(f"deployment {app}/{name}", f"replicas {summary}", initial, asked)
 
     def start(self) -> None:
         self._thread.start()  # the first sample too: a dashboard that hangs delays nothing

@@ -84,7 +84,13 @@ class ExperimentRun:
     skipped: str | None = None
     interrupted: bool = False
     repeat: int | None = None  # which run of a repeated scenario (1..N)
-    samples_path: Path | None = None
+
+    @property
+    def samples_path(self) -> Path:
+        """The availability monitor's samples, beside the journal."""
+        return self.journal_path.with_name(
+            self.journal_path.name.removesuffix(".journal.json") + ".samples.jsonl"
+        )
 
     @property
     def judged_journal(self) -> dict[str, Any]:
@@ -194,11 +200,9 @@ class Suite:
 
     def _new_run(self, name: str, repeat: int | None = None) -> ExperimentRun:
         stem = name if repeat is None else f"{name}.r{repeat}"
-        run = ExperimentRun(
+        return ExperimentRun(
             name, self.folder / f"{stem}.journal.json", self.folder / f"{stem}.log", repeat=repeat
         )
-        run.samples_path = self.folder / f"{stem}.samples.jsonl"
-        return run
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self._interrupted.is_set():
@@ -231,7 +235,6 @@ class Suite:
             run.skipped = reason
             self.console.print(f"[yellow]- {label}: skipped ({reason})[/]")
             return
-        assert run.samples_path is not None
         samples = run.samples_path
         argv = [
             str(Path(sys.executable).with_name("chaos")),
@@ -339,17 +342,13 @@ class Suite:
         for run in self.runs:
             journal = run.judged_journal
             samples_path = run.samples_path
-            samples = (
-                _read_samples(samples_path)
-                if samples_path is not None and samples_path.exists()
-                else None
-            )
+            samples = _read_samples(samples_path) if samples_path.exists() else None
             summary = report.summarize_experiment(journal, samples, name=run.name)
             summary["repeat"] = run.repeat
             summary["files"] = {
                 "journal": run.journal_path.name,
                 "log": run.log_path.name,
-                "samples": samples_path.name if samples_path is not None else None,
+                "samples": samples_path.name,
             }
             summaries.append(summary)
         suite = report.summarize_suite(
