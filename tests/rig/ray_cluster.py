@@ -431,10 +431,25 @@ class LocalRayCluster:
                     description=f"the Serve proxy at {url} to answer",
                     ignore=(requests.RequestException,),
                 )
+            # A proxy answers before the controller's first health check
+            # marks it HEALTHY (it reports STARTING until then).
+            wait_until(
+                self.proxies_healthy,
+                timeout=timeout,
+                description="every live node's Serve proxy to be HEALTHY",
+                ignore=(requests.RequestException, ValueError),
+                max_interval=2,
+            )
         except WaitTimeout as exc:
             raise ComponentFailed(
                 f"Ray Serve did not come up: {exc}\n{self.serve_diagnostics()}"
             ) from None
+
+    def proxies_healthy(self) -> bool:
+        """Whether Serve lists a proxy on every live node, each HEALTHY."""
+        proxies = self.serve_status().get("proxies", {})
+        live = {node.node_id for node in [self._head(), *self.live_workers()]}
+        return set(proxies) == live and all(p["status"] == "HEALTHY" for p in proxies.values())
 
     def serve_status(self) -> dict[str, Any]:
         """The dashboard's ``/api/serve/applications/`` answer."""
