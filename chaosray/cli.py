@@ -105,11 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="compare two results folders: what changed, and is it significant",
         description=(
-            "Per scenario, the change from RESULTS_A (the baseline) to RESULTS_B in failed "
-            "requests (Fisher's exact test), p99 latency (a bootstrap interval from the "
-            "monitor's samples), outage time and each recovery time (Mann-Whitney U with 3 "
-            "or more repeats a side). Exits 0, or 1 with --fail-on-regression when a change "
-            "is significant and worse; 2 on bad input."
+            "Per scenario, the change from RESULTS_A (the baseline) to RESULTS_B in failure "
+            "rate, p99 latency, outage time and each recovery time. The run is the unit: "
+            "Welch's t-test on the per-run values (2 or more runs a side, from suite run "
+            "--repeat), p-values adjusted together (Benjamini-Hochberg). Request-level "
+            "tests (Fisher's exact test, a p99 bootstrap) are shown: they say whether the "
+            "runs differ, not whether the code does. Exits 0, or 1 with "
+            "--fail-on-regression when a change is significant and worse; 2 on bad input "
+            "or when --fail-on-regression has too few runs to judge."
         ),
     )
     compare.add_argument("baseline_folder", type=Path, metavar="RESULTS_A")
@@ -161,7 +164,8 @@ def _comparison_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fail-on-regression",
         action="store_true",
-        help="exit 1 when a change is significant and worse",
+        help="exit 1 when a change is significant and worse (needs 2 or more runs of "
+        "each scenario on each side)",
     )
     parser.add_argument(
         "--alpha", type=float, default=0.05, help="significance level (default: 0.05)"
@@ -170,7 +174,7 @@ def _comparison_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
     from chaosray.report import render_json
-    from chaosray.report.compare import render_comparison_junit
+    from chaosray.report.compare import render_comparison_junit, too_few_runs_message
     from chaosray.report.render import render_comparison_console
     from chaosray.suite.results import ResultsError, compare_folders
 
@@ -180,6 +184,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[red]chaosray: {exc}[/]", highlight=False, soft_wrap=True)
         return 2
     console.out(render_comparison_console(comparison, color=console.is_terminal))
+    unjudged = too_few_runs_message(comparison) if args.fail_on_regression else None
     try:
         if args.json:
             args.json.write_text(render_json(comparison))
@@ -188,6 +193,9 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     except OSError as exc:
         console.print(f"[red]chaosray: cannot write {exc.filename}: {exc.strerror}[/]",
                       highlight=False, soft_wrap=True)  # fmt: skip
+        return 2
+    if unjudged:
+        console.print(f"[red]chaosray: {unjudged}[/]", highlight=False, soft_wrap=True)
         return 2
     return 1 if comparison["regressed"] and args.fail_on_regression else 0
 

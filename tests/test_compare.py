@@ -16,7 +16,7 @@ import pytest
 
 from chaosray.cli import main
 from chaosray.report import render_json, summarize_experiment, summarize_suite
-from chaosray.report.compare import compare_suites, values_change
+from chaosray.report.compare import compare_suites, runs_test
 from chaosray.report.suite import repeats
 
 T0 = 1_700_000_000.0
@@ -87,13 +87,18 @@ def _results(folder: Path, runs: list[tuple[int, int, float, float]]) -> Path:
 
 @pytest.fixture
 def folders(tmp_path: Path) -> dict[str, Path]:
+    """Three runs a side (seed, failed of 3000, latency ms, recovery s)."""
     return {
-        "baseline": _results(tmp_path / "a", [(1, 6, 20.0, 95.0)]),
-        # The same service again: other random draws, 8 failures instead of 6.
-        "noise": _results(tmp_path / "b", [(2, 8, 20.0, 97.0)]),
-        # A regression: 90 failed requests and a 60 % slower tail.
-        "regressed": _results(tmp_path / "c", [(3, 90, 32.0, 140.0)]),
-    }
+        "baseline": _results(tmp_path / "a", [(1, 6, 20.0, 95.0), (2, 4, 20.0, 99.0),
+                                              (3, 9, 20.0, 93.0)]),
+        # The same service again: other random draws, other counts.
+        "noise": _results(tmp_path / "b", [(4, 8, 20.0, 97.0), (5, 3, 20.0, 94.0),
+                                           (6, 7, 20.0, 98.0)]),
+        # A regression in every run: 80-95 failed requests, a 60 % slower tail,
+        # a slower replacement.
+        "regressed": _results(tmp_path / "c", [(7, 90, 32.0, 140.0), (8, 80, 32.0, 138.0),
+                                               (9, 95, 32.0, 145.0)]),
+    }  # fmt: skip
 
 
 def test_noise_is_not_flagged(folders: dict[str, Path], tmp_path: Path) -> None:
@@ -106,13 +111,18 @@ def test_noise_is_not_flagged(folders: dict[str, Path], tmp_path: Path) -> None:
     assert code == 0
     comparison = json.loads(out.read_text())
     (row,) = comparison["rows"]
+    assert row["runs"] == {"baseline": 3, "current": 3}
     failed = row["figures"]["failed_requests"]
-    assert (failed["baseline"]["failed"], failed["current"]["failed"]) == (6, 8)
-    assert failed["test"] == "fisher_exact" and failed["p_value"] > 0.5
+    assert (failed["baseline"]["failed"], failed["current"]["failed"]) == (19, 18)
+    assert failed["baseline_values"] == [6 / 3000, 4 / 3000, 9 / 3000]
+    assert failed["test"] == "welch_t" and failed["p_adjusted"] >= failed["p_value"] > 0.5
+    assert failed["request_level"]["test"] == "fisher_exact"
     p99 = row["figures"]["p99_ms"]
-    assert p99["test"] == "bootstrap" and p99["interval"][0] < 0 < p99["interval"][1]
+    assert p99["test"] == "welch_t" and len(p99["current_values"]) == 3
+    low, high = p99["request_level"]["interval"]
+    assert low < 0 < high
     assert comparison["regressed"] is False and row["regressions"] == []
-    assert comparison["not_measured"] == []
+    assert comparison["not_measured"] == [] and comparison["too_few_runs"] == []
     assert not ET.parse(junit).getroot().findall(".//failure")
 
 
@@ -128,39 +138,105 @@ def test_a_real_regression_is_flagged_and_fails_on_request(
     assert code == 1
     comparison = json.loads(out.read_text())
     (row,) = comparison["rows"]
-    assert row["regressions"] == ["failed_requests", "p99_ms"]
-    assert row["figures"]["failed_requests"]["p_value"] < 1e-6
-    assert row["figures"]["p99_ms"]["interval"][0] > 0
-    # One run a side: recovery and outage times change, untested.
+    assert row["regressions"] == [
+        "failed_requests", "p99_ms", "outage_time_s", "recovery replacement-ready: recovery_s"
+    ]  # fmt: skip
+    failed = row["figures"]["failed_requests"]
+    assert failed["p_adjusted"] < 0.05 and failed["request_level"]["p_value"] < 1e-6
     recovery = row["figures"]["recovery replacement-ready: recovery_s"]
-    assert recovery["change"] == 45.0 and recovery["test"] is None
+    assert recovery["change"] == 140.0 - 95.0  # medians
     printed = capsys.readouterr().out
     assert "REGRESSION" in printed and "REGRESSED" in printed
 
 
-def test_repeats_are_pooled_and_tested(tmp_path: Path) -> None:
+def _outage_runs(folder: Path, failed: list[int]) -> Path:
+    return _results(folder, [(30 + i, n, 20.0, 95.0) for i, n in enumerate(failed)])
+
+
+def test_runs_that_differ_by_one_outage_are_not_a_regression(tmp_path: Path) -> None:
+    """What the lab shows for sequential-worker-delete with the same code: one
+    run in two loses ~240 requests to a 24 s outage, the other 2. Requests
+    differ beyond doubt (Fisher), runs do not: nothing is flagged."""
+    before = _outage_runs(tmp_path / "a", [2, 240])
+    after = _outage_runs(tmp_path / "b", [240, 2])
+    same = compare_suites(*_suites(before, after))
+    failed = same["rows"][0]["figures"]["failed_requests"]
+    assert failed["test"] == "welch_t" and failed["significant"] is False
+    assert same["regressed"] is False
+    # One run a side: the request-level test sees the 24 s outage, and no
+    # run-level test is made, so nothing is flagged either.
+    single = compare_suites(*_suites(_outage_runs(tmp_path / "c", [2]),
+                                     _outage_runs(tmp_path / "d", [240])))  # fmt: skip
+    failed = single["rows"][0]["figures"]["failed_requests"]
+    assert failed["request_level"]["p_value"] < 1e-50
+    assert failed["test"] is None and "fewer than 2 runs" in failed["why_no_test"]
+    assert single["regressed"] is False and single["too_few_runs"] == ["worker-delete"]
+
+
+def _suites(*folders: Path) -> list[Any]:
+    from chaosray.suite.results import load_latencies
+
+    suites = [json.loads((f / "summary.json").read_text()) for f in folders]
+    return [*suites, *(load_latencies(f, s) for f, s in zip(folders, suites, strict=True))]
+
+
+def test_fail_on_regression_refuses_to_judge_single_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _outage_runs(tmp_path / "a", [2])
+    after = _outage_runs(tmp_path / "b", [240])
+    assert main(["compare", str(before), str(after)]) == 0
+    code = main(["compare", str(before), str(after), "--fail-on-regression"])
+    out = capsys.readouterr().out
+    assert code == 2 and "Traceback" not in out
+    assert "needs at least 2 runs of each scenario" in out
+    assert "worker-delete (1 baseline, 1 current)" in out
+
+
+def test_many_figures_are_adjusted_together() -> None:
+    """Benjamini-Hochberg over the whole comparison: a p-value that passes on
+    its own (0.02) is not significant among twenty tests of noise."""
+    from chaosray.report.compare import judge
+
+    def figure(p_value: float) -> dict[str, Any]:
+        return {"p_value": p_value, "change": 1.0, "significant": False, "worse": False}
+
+    rows: list[dict[str, Any]] = [
+        {"figures": {"a": figure(0.02), **{f"n{i}": figure(0.5) for i in range(19)}}}
+    ]
+    judge(rows, 0.05)
+    assert rows[0]["figures"]["a"]["p_adjusted"] == pytest.approx(0.4)
+    assert rows[0]["regressions"] == []
+    rows = [{"figures": {"a": figure(0.02)}}]
+    judge(rows, 0.05)
+    assert rows[0]["regressions"] == ["a"]
+
+
+def test_repeats_are_summarised_pooled_and_tested(tmp_path: Path) -> None:
     before = _results(tmp_path / "a", [(10 + i, 5, 20.0, 90.0 + i) for i in range(4)])
     after = _results(tmp_path / "b", [(20 + i, 5, 20.0, 130.0 + i) for i in range(4)])
     base_suite = json.loads((before / "summary.json").read_text())
     assert base_suite["repeats"]["worker-delete"]["runs"] == 4
     recovery = base_suite["repeats"]["worker-delete"]["figures"]["key_recovery_s"]
     assert (recovery["median"], recovery["min"], recovery["max"]) == (91.5, 90.0, 93.0)
-    code = main(["compare", str(before), str(after), "--fail-on-regression"])
-    assert code == 1  # four runs a side, every one slower: Mann-Whitney p = 0.029
-    comparison = compare_suites(base_suite, json.loads((after / "summary.json").read_text()))
-    (row,) = comparison["rows"]
+    assert main(["compare", str(before), str(after), "--fail-on-regression"]) == 1
+    (row,) = compare_suites(*_suites(before, after))["rows"]
     assert row["runs"] == {"baseline": 4, "current": 4}
     failed = row["figures"]["failed_requests"]
     assert (failed["baseline"]["failed"], failed["baseline"]["requests"]) == (20, 12000)
-    recovery_change = row["figures"]["recovery replacement-ready: recovery_s"]
-    assert recovery_change["test"] == "mann_whitney_u"
-    assert recovery_change["p_value"] == pytest.approx(0.02857, abs=1e-4)
+    # The same 5 failures in every run: no spread, no test, no flag.
+    assert failed["why_no_test"] == "no run-to-run spread on either side"
+    change = row["figures"]["recovery replacement-ready: recovery_s"]
+    assert change["baseline_values"] == [90.0, 91.0, 92.0, 93.0]
+    assert change["test"] == "welch_t" and change["p_adjusted"] < 1e-6
     assert row["regressions"] == ["recovery replacement-ready: recovery_s"]
 
 
-def test_values_change_needs_three_runs_a_side() -> None:
-    assert values_change([1.0, 2.0], [9.0, 9.5], 0.05)["test"] is None
-    assert values_change([1.0, 2.0, 3.0], [1.5, 2.5, 3.5], 0.05)["significant"] is False
+def test_runs_test_needs_two_runs_a_side_and_some_spread() -> None:
+    assert runs_test([1.0], [9.0, 9.5])["test"] is None
+    assert runs_test([0.0, 0.0], [0.1, 0.1])["why_no_test"] == "no run-to-run spread on either side"
+    assert runs_test([1.0, 2.0, 3.0], [1.5, 2.5, 3.5])["p_value"] > 0.5
+    assert runs_test([1.0, 1.1, 0.9], [9.0, 9.5, 9.2])["p_value"] < 0.001
 
 
 def test_repeat_block_of_a_single_run_is_empty() -> None:
@@ -208,3 +284,19 @@ def test_compare_output_that_cannot_be_written_is_one_line(
     code = main(["compare", str(folders["baseline"]), str(folders["noise"]), "--json", str(target)])
     out = capsys.readouterr().out
     assert code == 2 and f"cannot write {target}" in out and "Traceback" not in out
+
+
+def test_suite_run_refuses_to_judge_too_few_runs_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    single = _outage_runs(tmp_path / "single", [2])
+    results = tmp_path / "results"
+    for options, message in [
+        ([], "--fail-on-regression needs --repeat 2 or more"),
+        (["--repeat", "3"], f"{single} has too few of: worker-delete (1)"),
+    ]:
+        code = main(["suite", "run", "--results-dir", str(results), "--baseline", str(single),
+                     "--fail-on-regression", *options])  # fmt: skip
+        out = capsys.readouterr().out
+        assert code == 2 and message in out and "Traceback" not in out
+    assert not results.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,56 @@ def test_bad_selectors_fail_validation(tmp_path: Path) -> None:
     done = validate_experiment(_experiment([], {"workers": ""}), tmp_path)
     assert done.returncode != 0
     assert "selector of 'workers' is empty" in done.stdout + done.stderr
+
+
+def test_watches_the_role_does_not_allow_are_named_and_the_run_goes_on(
+    topology: KubeCluster, tmp_path: Path
+) -> None:
+    """A role that may read pods but not EndpointSlices or nodes (RBAC of an
+    older release, say): the pods are recorded, the other two watches are
+    named in ``unwatched`` with the API server's reason, the run succeeds."""
+    from kubernetes import client
+
+    from chaosray.lab.kubeconfig import write_token_kubeconfig
+
+    name = "chaosray-pods-only"
+    core, rbac = topology.core(), client.RbacAuthorizationV1Api(topology.api())
+    meta = client.V1ObjectMeta(name=name)
+    core.create_namespaced_service_account(NAMESPACE, client.V1ServiceAccount(metadata=meta))
+    try:
+        rule = client.V1PolicyRule(api_groups=[""], resources=["pods"],
+                                   verbs=["get", "list", "watch"])  # fmt: skip
+        rbac.create_namespaced_role(NAMESPACE, client.V1Role(metadata=meta, rules=[rule]))
+        rbac.create_namespaced_role_binding(
+            NAMESPACE,
+            client.V1RoleBinding(
+                metadata=meta,
+                role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role",
+                                          name=name),
+                subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name,
+                                               namespace=NAMESPACE)],
+            ),
+        )  # fmt: skip
+        kubeconfig = write_token_kubeconfig(
+            core, topology.kubeconfig, tmp_path / "pods-only.kubeconfig", service_account=name,
+            namespace=NAMESPACE, context=name, seconds=600,
+        )  # fmt: skip
+        method = [{"type": "probe", "name": "wait", "provider": {"type": "process",
+                   "path": "true"}, "pauses": {"after": 2}}]  # fmt: skip
+        run = run_experiment(
+            _experiment(method, {"workers": WORKERS}, service=SERVICE),
+            tmp_path,
+            env={"KUBECONFIG": str(kubeconfig)},
+        )
+    finally:
+        for delete in (rbac.delete_namespaced_role_binding, rbac.delete_namespaced_role,
+                       core.delete_namespaced_service_account):  # fmt: skip
+            with contextlib.suppress(client.ApiException):  # never created
+                delete(name, NAMESPACE)
+    assert run.returncode == 0, run.console
+    timeline = run.journal["chaosray"]["timeline"]
+    assert timeline["watched"] == ["workers"]
+    assert sorted(timeline["unwatched"]) == ["endpoints", "nodes"]
+    for reason in timeline["unwatched"].values():
+        assert "forbidden" in reason.lower() and "\n" not in reason, reason
+    assert sum(1 for e in timeline["events"] if e["event"] == "present") == 3

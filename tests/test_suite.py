@@ -237,7 +237,9 @@ def test_unknown_experiment_is_refused(topology: KubeCluster, tmp_path: Path) ->
 def test_repeats_and_a_comparison_with_a_baseline_run(
     topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
 ) -> None:
-    code, out, baseline = _suite(topology, scheduled_server, tmp_path, "worker-delete")
+    code, out, baseline = _suite(
+        topology, scheduled_server, tmp_path, "worker-delete", options=["--repeat", "2"]
+    )
     assert code == 0, out
     code, out, folder = _suite(
         topology, scheduled_server, tmp_path, "worker-delete", results="again",
@@ -258,11 +260,14 @@ def test_repeats_and_a_comparison_with_a_baseline_run(
     assert rates["min"] <= rates["median"] <= rates["max"]
     comparison = json.loads((folder / "comparison.json").read_text())
     (row,) = comparison["rows"]
-    assert row["runs"] == {"baseline": 1, "current": 2}
+    assert row["runs"] == {"baseline": 2, "current": 2}
     failed = row["figures"]["failed_requests"]
     requests = [e["availability"]["requests"] for e in summary["experiments"]]
-    assert failed["current"]["requests"] == sum(requests) and failed["test"] == "fisher_exact"
-    assert row["figures"]["p99_ms"]["test"] == "bootstrap"
+    assert failed["current"]["requests"] == sum(requests)
+    assert failed["request_level"]["test"] == "fisher_exact"
+    p99 = row["figures"]["p99_ms"]
+    assert p99["test"] == "welch_t" and len(p99["baseline_values"]) == 2
+    assert p99["request_level"]["test"] == "bootstrap"
     # The exit code follows the comparison: 1 only for a significant, worse change.
     assert code == (1 if comparison["regressed"] else 0), out
     assert "Compared with the baseline" in out

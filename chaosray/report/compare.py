@@ -1,29 +1,41 @@
-"""Comparison between two suite runs (``chaosray.report.compare/v1``).
+"""Comparison between two suite runs (``chaosray.report.compare/v2``).
 
-Per scenario (every repeat of a run pooled), the change from the baseline
-run to the current one in:
+**The run is the unit.** Requests within one run are not independent: they
+share the run's outage (one 20 s window fails a few hundred requests
+together), and on the lab the same fault costs 0.1 s in one run and 22 s in
+the next with the same code. A test that treats requests as independent
+(Fisher's exact test on failed/total, a bootstrap of p99 over requests)
+therefore says whether two *runs* differ, which they nearly always do, not
+whether the *code* does. So, per scenario and figure (failure rate, p99
+latency, outage time, each recovery time):
 
-- **failed requests**: failed / total on each side, with Fisher's exact test
-  on the 2 x 2 table (``scipy.stats.fisher_exact``, two-sided);
-- **p99 latency**: of the successful requests, with a bootstrap confidence
-  interval of the difference ``p99(current) - p99(baseline)``
-  (``scipy.stats.bootstrap``, independent samples, percentile method) from
-  the monitor's per-request samples;
-- **outage time** and **each recovery time**: with the Mann-Whitney U test
-  (``scipy.stats.mannwhitneyu``, two-sided) when both sides have at least
-  :data:`MIN_RUNS_FOR_TEST` repeats; with fewer, the change is reported and
-  no test is made (one run each says nothing about noise).
+- each run (``--repeat``) gives one value; the sides are compared with
+  Welch's t-test on those values (``scipy.stats.ttest_ind``,
+  ``equal_var=False``): the analysis of cluster summaries that suits few
+  clusters (Hayes & Moulton, *Cluster Randomised Trials*, 2nd ed., ch. 9);
+  it needs :data:`MIN_RUNS_FOR_TEST` runs a side and some run-to-run spread
+  on at least one side;
+- the p-values of every test of the comparison are adjusted together
+  (Benjamini-Hochberg, ``scipy.stats.false_discovery_control``): with
+  several scenarios and figures, unadjusted tests at 0.05 would flag about
+  one figure in twenty for two runs of the same code;
+- a change is **significant** when its adjusted p-value is below ``alpha``,
+  and a **regression** when it is significant and worse (more failures,
+  slower, longer). Nothing else is ever called a regression.
 
-A change is **significant** when its test rejects "no change" at ``alpha``
-(p < alpha, or a bootstrap interval that excludes 0), and a **regression**
-when it is significant and worse (more failures, slower, longer). Nothing
-else is ever called a regression.
+Each figure also carries its **request-level** test (``request_level``),
+which says whether these runs differ beyond chance at the request level:
+Fisher's exact test (``scipy.stats.fisher_exact``) on the pooled failed/total
+requests, and a bootstrap interval (``scipy.stats.bootstrap``) of the
+difference in p99 over the pooled successful requests. They inform; they
+never decide.
 
 Pure: data in, data out (scipy computes; no files).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -33,12 +45,12 @@ from scipy import stats
 
 __all__: list[str] = []  # pure logic, no activities
 
-COMPARE_SCHEMA = "chaosray.report.compare/v1"
+COMPARE_SCHEMA = "chaosray.report.compare/v2"
 DEFAULT_ALPHA = 0.05
-MIN_RUNS_FOR_TEST = 3
+MIN_RUNS_FOR_TEST = 2
 BOOTSTRAP_RESAMPLES = 2000
 MAX_LATENCIES = 20_000  # per side; beyond, a seeded random subsample
-MIN_LATENCIES = 20  # fewer successful requests: no p99 test
+MIN_LATENCIES = 20  # fewer successful requests: no p99 (of a run, or bootstrap)
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -49,50 +61,73 @@ def _change(base: float | None, current: float | None) -> float | None:
     return None if base is None or current is None else current - base
 
 
-def _figure(baseline: Any, current: Any, change: float | None, **extra: Any) -> dict[str, Any]:
-    """A figure's comparison before any test: both sides, the change, untested."""
+def runs_test(base: Sequence[float], current: Sequence[float]) -> dict[str, Any]:
+    """Welch's t-test on per-run values (larger is worse): ``test``,
+    ``p_value`` (unadjusted) and ``why_no_test`` when there is none."""
+    if len(base) < MIN_RUNS_FOR_TEST or len(current) < MIN_RUNS_FOR_TEST:
+        return {
+            "test": None,
+            "p_value": None,
+            "why_no_test": f"fewer than {MIN_RUNS_FOR_TEST} runs on one side (--repeat)",
+        }
+    if max(base) == min(base) and max(current) == min(current):
+        # No spread anywhere: nothing to judge a difference against (often
+        # 0 s outages on both sides, or values at the timer's resolution).
+        return {"test": None, "p_value": None, "why_no_test": "no run-to-run spread on either side"}
+    p_value = float(stats.ttest_ind(current, base, equal_var=False).pvalue)
+    return {"test": "welch_t", "p_value": p_value if math.isfinite(p_value) else 1.0}
+
+
+def _figure(
+    baseline: Any,
+    current: Any,
+    change: float | None,
+    base_values: Sequence[float],
+    current_values: Sequence[float],
+    request_level: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A figure's comparison: both sides, the change, the per-run values and
+    the run-level test (its verdict is set once every p-value is adjusted)."""
     return {
         "baseline": baseline,
         "current": current,
-        **extra,
         "change": change,
-        "test": None,
-        "p_value": None,
+        "baseline_values": list(base_values),
+        "current_values": list(current_values),
+        **runs_test(base_values, current_values),
+        "p_adjusted": None,
         "significant": False,
         "worse": False,
+        "request_level": request_level,
     }
 
 
-def _failures(rows: list[dict[str, Any]]) -> tuple[int, int]:
-    failed = sum(int(r.get("failed") or 0) for r in rows)
-    requests = sum(int(r.get("requests") or 0) for r in rows)
-    return failed, requests
+def fisher_requests(base: tuple[int, int], current: tuple[int, int]) -> dict[str, Any] | None:
+    """Fisher's exact test on pooled (failed, requests); None without requests."""
+    (f0, n0), (f1, n1) = base, current
+    if not n0 or not n1:
+        return None
+    result = stats.fisher_exact([[f0, n0 - f0], [f1, n1 - f1]], alternative="two-sided")
+    return {"test": "fisher_exact", "p_value": float(result.pvalue)}
 
 
 def failed_requests_change(
-    base: tuple[int, int], current: tuple[int, int], alpha: float
+    base_runs: Sequence[tuple[int, int]], current_runs: Sequence[tuple[int, int]]
 ) -> dict[str, Any]:
-    """``base``/``current``: (failed, requests). Fisher's exact test."""
-    (f0, n0), (f1, n1) = base, current
-    rate0, rate1 = (f0 / n0 if n0 else None), (f1 / n1 if n1 else None)
-    out = _figure(
-        {"failed": f0, "requests": n0, "rate": rate0},
-        {"failed": f1, "requests": n1, "rate": rate1},
+    """Per run (failed, requests): pooled counts and rates, the run-level
+    test on each run's failure rate, and Fisher's test on the pooled counts."""
+    base = (sum(f for f, _ in base_runs), sum(n for _, n in base_runs))
+    now = (sum(f for f, _ in current_runs), sum(n for _, n in current_runs))
+    rate0 = base[0] / base[1] if base[1] else None
+    rate1 = now[0] / now[1] if now[1] else None
+    return _figure(
+        {"failed": base[0], "requests": base[1], "rate": rate0},
+        {"failed": now[0], "requests": now[1], "rate": rate1},
         _change(rate0, rate1),
+        [f / n for f, n in base_runs if n],
+        [f / n for f, n in current_runs if n],
+        fisher_requests(base, now),
     )
-    if not n0 or not n1:
-        out["why_no_test"] = "no requests on one side"
-        return out
-    result = stats.fisher_exact([[f0, n0 - f0], [f1, n1 - f1]], alternative="two-sided")
-    p_value = float(result.pvalue)
-    significant = p_value < alpha
-    out.update(
-        test="fisher_exact",
-        p_value=p_value,
-        significant=significant,
-        worse=significant and f1 / n1 > f0 / n0,
-    )
-    return out
 
 
 def _subsample(values: Sequence[float], rng: np.random.Generator) -> np.ndarray:
@@ -102,19 +137,15 @@ def _subsample(values: Sequence[float], rng: np.random.Generator) -> np.ndarray:
     return array
 
 
-def p99_change(
+def p99_bootstrap(
     base: Sequence[float], current: Sequence[float], alpha: float, seed: int = 0
-) -> dict[str, Any]:
-    """``base``/``current``: latencies (ms) of successful requests. A
-    bootstrap interval of ``p99(current) - p99(base)``."""
+) -> dict[str, Any] | None:
+    """A bootstrap interval of ``p99(current) - p99(base)`` over pooled
+    latencies (ms); None with too few."""
     rng = np.random.default_rng(seed)
     x, y = _subsample(current, rng), _subsample(base, rng)
-    p99_base = float(np.percentile(y, 99)) if len(y) else None
-    p99_now = float(np.percentile(x, 99)) if len(x) else None
-    out = _figure(p99_base, p99_now, _change(p99_base, p99_now), interval=None)
     if len(x) < MIN_LATENCIES or len(y) < MIN_LATENCIES:
-        out["why_no_test"] = f"fewer than {MIN_LATENCIES} latencies on one side"
-        return out
+        return None
 
     def difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> Any:
         return np.percentile(a, 99, axis=axis) - np.percentile(b, 99, axis=axis)
@@ -131,43 +162,64 @@ def p99_change(
         random_state=rng,
     )
     low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    significant = low > 0 or high < 0
-    out.update(
-        test="bootstrap",
-        interval=[low, high],
-        significant=significant,
-        worse=low > 0,
-    )
-    return out
+    return {"test": "bootstrap", "interval": [low, high], "differs": low > 0 or high < 0}
 
 
-def values_change(base: Sequence[float], current: Sequence[float], alpha: float) -> dict[str, Any]:
-    """Figures, one per repeat (seconds; larger is worse): medians, and the
-    Mann-Whitney U test when each side has enough runs."""
-    median_base, median_now = _median(base), _median(current)
-    out = _figure(
+def _p99s(runs: Sequence[Sequence[float]]) -> list[float]:
+    return [float(np.percentile(run, 99)) for run in runs if len(run) >= MIN_LATENCIES]
+
+
+def p99_change(
+    base_runs: Sequence[Sequence[float]],
+    current_runs: Sequence[Sequence[float]],
+    alpha: float,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Per run, the latencies (ms) of its successful requests: each run's
+    p99, their medians, the run-level test and the pooled bootstrap."""
+    base_p99, now_p99 = _p99s(base_runs), _p99s(current_runs)
+    median_base, median_now = _median(base_p99), _median(now_p99)
+    pooled_base = [v for run in base_runs for v in run]
+    pooled_now = [v for run in current_runs for v in run]
+    return _figure(
         median_base,
         median_now,
         _change(median_base, median_now),
-        baseline_values=list(base),
-        current_values=list(current),
+        base_p99,
+        now_p99,
+        p99_bootstrap(pooled_base, pooled_now, alpha, seed),
     )
-    if len(base) < MIN_RUNS_FOR_TEST or len(current) < MIN_RUNS_FOR_TEST:
-        out["why_no_test"] = f"fewer than {MIN_RUNS_FOR_TEST} runs on one side (--repeat)"
-        return out
-    p_value = float(stats.mannwhitneyu(current, base, alternative="two-sided").pvalue)
-    significant = p_value < alpha
-    out.update(
-        test="mann_whitney_u",
-        p_value=p_value,
-        significant=significant,
-        worse=significant and (out["change"] or 0) > 0,
-    )
-    return out
+
+
+def values_change(base: Sequence[float], current: Sequence[float]) -> dict[str, Any]:
+    """Figures, one per run (seconds; larger is worse): medians and the
+    run-level test."""
+    median_base, median_now = _median(base), _median(current)
+    return _figure(median_base, median_now, _change(median_base, median_now), base, current)
+
+
+def judge(rows: list[dict[str, Any]], alpha: float) -> None:
+    """Adjust every run-level p-value of the comparison together
+    (Benjamini-Hochberg) and set each figure's verdict in place."""
+    tested = [f for row in rows for f in row["figures"].values() if f["p_value"] is not None]
+    if tested:
+        adjusted = stats.false_discovery_control([f["p_value"] for f in tested], method="bh")
+        for figure, p_adjusted in zip(tested, adjusted, strict=True):
+            figure["p_adjusted"] = float(p_adjusted)
+            figure["significant"] = bool(p_adjusted < alpha)
+            figure["worse"] = figure["significant"] and (figure["change"] or 0) > 0
+    for row in rows:
+        figures = row["figures"]
+        row["regressions"] = [name for name, f in figures.items() if f["worse"]]
+        row["significant"] = [name for name, f in figures.items() if f["significant"]]
 
 
 def _numbers(rows: list[dict[str, Any]], key: str) -> list[float]:
     return [float(r[key]) for r in rows if isinstance(r.get(key), int | float)]
+
+
+def _failures(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    return [(int(r.get("failed") or 0), int(r.get("requests") or 0)) for r in rows]
 
 
 def _recoveries(experiments: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -184,15 +236,15 @@ def _recoveries(experiments: list[dict[str, Any]]) -> dict[str, list[float]]:
 def compare_suites(
     baseline: dict[str, Any],
     current: dict[str, Any],
-    baseline_latencies: dict[str, list[float]] | None = None,
-    current_latencies: dict[str, list[float]] | None = None,
+    baseline_latencies: dict[str, list[list[float]]] | None = None,
+    current_latencies: dict[str, list[list[float]]] | None = None,
     *,
     alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Compare two ``chaosray.report.suite/v1`` documents. ``*_latencies``:
-    per experiment name, the latencies (ms) of its successful requests over
-    all its repeats (from the monitor's samples; missing: no p99 test)."""
+    per experiment name, one list per run of the latencies (ms) of its
+    successful requests (from the monitor's samples; missing: no p99)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
     baseline_latencies = baseline_latencies or {}
@@ -207,9 +259,14 @@ def compare_suites(
         after = [e for e in current["experiments"] if e["name"] == name]
         availability_before = [e["availability"] for e in before]
         availability_after = [e["availability"] for e in after]
+        recoveries_before, recoveries_after = _recoveries(before), _recoveries(after)
+        measured = any(n for _, n in _failures(availability_before + availability_after))
+        if not measured and not set(recoveries_before) & set(recoveries_after):
+            unmeasured.append(name)  # a validation: nothing to compare
+            continue
         figures: dict[str, Any] = {
             "failed_requests": failed_requests_change(
-                _failures(availability_before), _failures(availability_after), alpha
+                _failures(availability_before), _failures(availability_after)
             ),
             "p99_ms": p99_change(
                 baseline_latencies.get(name, []),
@@ -220,28 +277,17 @@ def compare_suites(
             "outage_time_s": values_change(
                 _numbers(availability_before, "outage_time_s"),
                 _numbers(availability_after, "outage_time_s"),
-                alpha,
             ),
         }
-        recoveries_before, recoveries_after = _recoveries(before), _recoveries(after)
-        measured = _failures(availability_before)[1] or _failures(availability_after)[1]
-        if not measured and not set(recoveries_before) & set(recoveries_after):
-            unmeasured.append(name)  # a validation: nothing to compare
-            continue
         for key in sorted(set(recoveries_before) & set(recoveries_after)):
             figures[f"recovery {key}"] = values_change(
-                recoveries_before[key], recoveries_after[key], alpha
+                recoveries_before[key], recoveries_after[key]
             )
-        regressions = [figure for figure, change in figures.items() if change["worse"]]
         rows.append(
-            {
-                "experiment": name,
-                "runs": {"baseline": len(before), "current": len(after)},
-                "figures": figures,
-                "regressions": regressions,
-                "significant": [f for f, c in figures.items() if c["significant"]],
-            }
-        )
+            {"experiment": name, "runs": {"baseline": len(before), "current": len(after)},
+             "figures": figures}
+        )  # fmt: skip
+    judge(rows, alpha)
     only = sorted(
         {e["name"] for e in baseline["experiments"]} ^ {e["name"] for e in current["experiments"]}
     )
@@ -253,9 +299,28 @@ def compare_suites(
         "rows": rows,
         "not_in_both": only,
         "not_measured": unmeasured,
+        "too_few_runs": [
+            r["experiment"] for r in rows if min(r["runs"].values()) < MIN_RUNS_FOR_TEST
+        ],
         "regressed": any(r["regressions"] for r in rows),
         "regressions": [f"{r['experiment']}: {f}" for r in rows for f in r["regressions"]],
     }
+
+
+def too_few_runs_message(comparison: dict[str, Any]) -> str | None:
+    """Why ``--fail-on-regression`` cannot judge this comparison, or None."""
+    short = [r for r in comparison["rows"] if r["experiment"] in comparison["too_few_runs"]]
+    if not short:
+        return None
+    listed = ", ".join(
+        f"{r['experiment']} ({r['runs']['baseline']} baseline, {r['runs']['current']} current)"
+        for r in short
+    )
+    return (
+        f"--fail-on-regression needs at least {MIN_RUNS_FOR_TEST} runs of each scenario on "
+        f"each side to tell a regression from run-to-run variation; too few: {listed} "
+        f"(run the suite with --repeat {MIN_RUNS_FOR_TEST} or more)"
+    )
 
 
 # --- renderers ----------------------------------------------------------------------------
@@ -281,18 +346,27 @@ def _side(figure: str, change: dict[str, Any], side: str) -> str:
 def _test(change: dict[str, Any]) -> str:
     if change["test"] is None:
         return f"no test ({change.get('why_no_test', '')})"
-    if change["test"] == "bootstrap":
-        low, high = change["interval"]
-        return f"bootstrap {low:+.1f}..{high:+.1f} ms"
-    return f"{change['test']} p={change['p_value']:.3g}"
+    return f"Welch p={change['p_value']:.3g} (adjusted {change['p_adjusted']:.3g})"
+
+
+def _request_level(change: dict[str, Any]) -> str:
+    """Whether these runs differ at the request level (informative only)."""
+    level = change.get("request_level")
+    if not level:
+        return "-"
+    if level["test"] == "bootstrap":
+        low, high = level["interval"]
+        return f"p99 {low:+.1f}..{high:+.1f} ms"
+    return f"Fisher p={level['p_value']:.3g}"
 
 
 def comparison_lines(comparison: dict[str, Any]) -> list[list[str]]:
     """One line a scenario and figure: experiment, figure, baseline, current,
-    change, test, verdict (``REGRESSION``, ``better``, ``no significant
-    change`` or ``not tested``)."""
+    change, run-level test, request-level test, verdict (``REGRESSION``,
+    ``better``, ``no significant change`` or ``not tested``)."""
     lines = []
     for row in comparison["rows"]:
+        runs = f"{row['runs']['baseline']}:{row['runs']['current']}"
         for figure, change in row["figures"].items():
             if change["test"] is None:
                 verdict = "not tested"
@@ -304,17 +378,22 @@ def comparison_lines(comparison: dict[str, Any]) -> list[list[str]]:
                 [
                     row["experiment"],
                     figure,
+                    runs,
                     _side(figure, change, "baseline"),
                     _side(figure, change, "current"),
                     _fmt(figure, change["change"]),
                     _test(change),
+                    _request_level(change),
                     verdict,
                 ]
             )
     return lines
 
 
-COMPARISON_HEADERS = ["Experiment", "Figure", "Baseline", "Current", "Change", "Test", "Verdict"]
+COMPARISON_HEADERS = [
+    "Experiment", "Figure", "Runs", "Baseline", "Current", "Change",
+    "Runs test (decides)", "Requests (informs)", "Verdict",
+]  # fmt: skip
 
 
 def render_comparison_junit(comparison: dict[str, Any]) -> str:

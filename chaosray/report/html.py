@@ -476,9 +476,11 @@ def _baseline_comparison(comparison: dict[str, Any]) -> str:
     return (
         f"<h2>Compared with the baseline: {_e(verdict)}</h2>"
         f'<p class="meta">Baseline {_e(baseline.get("folder") or baseline.get("started"))}; '
-        f"a change is significant at alpha {comparison['alpha']:g} and a regression only "
-        "when significant and worse (Fisher's exact test on failed requests, a bootstrap "
-        "interval on p99, Mann-Whitney U on repeated figures).</p>"
+        f"the run is the unit: a change is significant when Welch's t-test on the per-run "
+        f"values, adjusted over the whole comparison (Benjamini-Hochberg), is below alpha "
+        f"{comparison['alpha']:g}, and a regression only when significant and worse. "
+        "The request-level column (Fisher's exact test on failed requests, a bootstrap "
+        "interval on p99) says whether the runs differ, not whether the code does.</p>"
         + _table([(h, False) for h in COMPARISON_HEADERS], rows, classes)
     )
 

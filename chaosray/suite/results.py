@@ -45,15 +45,16 @@ def load_summary(folder: Path) -> dict[str, Any]:
     return suite
 
 
-def load_latencies(folder: Path, suite: dict[str, Any]) -> dict[str, list[float]]:
-    """Per experiment name, the latencies (ms) of the successful requests of
-    all its runs, from the availability monitor's samples files."""
-    out: dict[str, list[float]] = {}
+def load_latencies(folder: Path, suite: dict[str, Any]) -> dict[str, list[list[float]]]:
+    """Per experiment name, one list per run (in run order) of the latencies
+    (ms) of its successful requests, from the availability monitor's
+    samples files (a run without one is left out)."""
+    out: dict[str, list[list[float]]] = {}
     for experiment in suite.get("experiments") or []:
         path = folder / samples_file(experiment)
         if not path.is_file():
             continue
-        values = out.setdefault(experiment["name"], [])
+        values: list[float] = []
         with path.open(encoding="utf-8") as lines:
             for line in lines:
                 try:
@@ -65,6 +66,7 @@ def load_latencies(folder: Path, suite: dict[str, Any]) -> dict[str, list[float]
                 latency = sample.get("latency")
                 if sample.get("ok") and isinstance(latency, int | float) and latency >= 0:
                     values.append(latency * 1000.0)
+        out.setdefault(experiment["name"], []).append(values)
     return out
 
 

@@ -144,7 +144,33 @@ class Suite:
         if self.options.baseline is not None:
             from chaosray.suite.results import load_summary
 
-            load_summary(self.options.baseline)  # refuses now, not after an hour of runs
+            baseline = load_summary(self.options.baseline)  # refuses now, not after an hour
+            if self.options.fail_on_regression:
+                self._check_judgeable(baseline)
+
+    def _check_judgeable(self, baseline: dict[str, Any]) -> None:
+        """--fail-on-regression judges runs, not requests (chaosray.report.compare):
+        refuse up front when either side will have too few runs of a scenario."""
+        from chaosray.report.compare import MIN_RUNS_FOR_TEST
+
+        if self.options.repeat < MIN_RUNS_FOR_TEST:
+            raise ValueError(
+                f"--fail-on-regression needs --repeat {MIN_RUNS_FOR_TEST} or more: one run "
+                "of a scenario cannot tell a regression from run-to-run variation"
+            )
+        counts: dict[str, int] = {}
+        for experiment in baseline.get("experiments") or []:
+            counts[experiment["name"]] = counts.get(experiment["name"], 0) + 1
+        short = [
+            f"{name} ({counts[name]})"
+            for name in self.options.experiments
+            if name not in (PRE, POST) and 0 < counts.get(name, 0) < MIN_RUNS_FOR_TEST
+        ]
+        if short:
+            raise ValueError(
+                f"--fail-on-regression needs {MIN_RUNS_FOR_TEST} or more runs of each scenario "
+                f"in the baseline; {self.options.baseline} has too few of: {', '.join(short)}"
+            )
 
     def _vars_file(self, name: str) -> Path:
         """The suite's own overrides for experiment ``name``, as a var file
