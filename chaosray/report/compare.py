@@ -343,10 +343,21 @@ def _side(figure: str, change: dict[str, Any], side: str) -> str:
     return f"{value:.1f} ms" if figure == "p99_ms" else f"{value:.2f} s"
 
 
+# Short forms of ``why_no_test`` for the table (the caption explains them).
+_NO_TEST = {"fewer": "too few runs", "no run-to-run spread": "no spread"}
+COMPARISON_CAPTION = (
+    f"Runs test: Welch's t-test on the per-run values, p-values adjusted together "
+    f"(Benjamini-Hochberg); it needs {MIN_RUNS_FOR_TEST} or more runs a side (suite run "
+    "--repeat) and decides. Requests: whether these runs differ (Fisher's exact test, p99 "
+    "bootstrap interval); it informs only."
+)
+
+
 def _test(change: dict[str, Any]) -> str:
     if change["test"] is None:
-        return f"no test ({change.get('why_no_test', '')})"
-    return f"Welch p={change['p_value']:.3g} (adjusted {change['p_adjusted']:.3g})"
+        why = str(change.get("why_no_test") or "")
+        return next((short for key, short in _NO_TEST.items() if why.startswith(key)), why)
+    return f"p={change['p_value']:.2g}, adj. {change['p_adjusted']:.2g}"
 
 
 def _request_level(change: dict[str, Any]) -> str:

@@ -480,7 +480,9 @@ def _baseline_comparison(comparison: dict[str, Any]) -> str:
         f"values, adjusted over the whole comparison (Benjamini-Hochberg), is below alpha "
         f"{comparison['alpha']:g}, and a regression only when significant and worse. "
         "The request-level column (Fisher's exact test on failed requests, a bootstrap "
-        "interval on p99) says whether the runs differ, not whether the code does.</p>"
+        "interval on p99) says whether the runs differ, not whether the code does. "
+        "\u201ctoo few runs\u201d: a side has fewer than 2 runs (suite run --repeat); "
+        "\u201cno spread\u201d: every run on both sides gave the same value.</p>"
         + _table([(h, False) for h in COMPARISON_HEADERS], rows, classes)
     )
 

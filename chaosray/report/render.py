@@ -255,15 +255,17 @@ _WINDOW_WORD = {"outage": "outage", "downtime": "failures"}
 
 def comparison_table(comparison: dict[str, Any]) -> Table:
     """A comparison between two runs (chaosray.report.compare) as a rich ``Table``."""
-    from chaosray.report.compare import COMPARISON_HEADERS, comparison_lines
+    from chaosray.report.compare import COMPARISON_CAPTION, COMPARISON_HEADERS, comparison_lines
 
     word = "[bold red]REGRESSED[/]" if comparison["regressed"] else "[green]no regression[/]"
     table = Table(
         title=f"Compared with the baseline (alpha {comparison['alpha']:g}): {word}",
+        caption=COMPARISON_CAPTION,
+        caption_justify="left",
         box=box.SIMPLE_HEAVY,
     )
     for header in COMPARISON_HEADERS:
-        table.add_column(header, overflow="fold")
+        table.add_column(header, overflow="fold", no_wrap=header == "Experiment")
     for line in comparison_lines(comparison):
         style = "bold red" if line[-1] == "REGRESSION" else None
         table.add_row(*line[:-1], Text(line[-1], style=style or ""))
