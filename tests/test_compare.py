@@ -199,7 +199,7 @@ def test_many_figures_are_adjusted_together() -> None:
     from chaosray.report.compare import judge
 
     def figure(p_value: float) -> dict[str, Any]:
-        return {"p_value": p_value, "change": 1.0, "significant": False, "worse": False}
+        return {"p_value": p_value, "mean_change": 1.0, "significant": False, "worse": False}
 
     rows: list[dict[str, Any]] = [
         {"figures": {"a": figure(0.02), **{f"n{i}": figure(0.5) for i in range(19)}}}

@@ -75,7 +75,12 @@ def runs_test(base: Sequence[float], current: Sequence[float]) -> dict[str, Any]
         # 0 s outages on both sides, or values at the timer's resolution).
         return {"test": None, "p_value": None, "why_no_test": "no run-to-run spread on either side"}
     p_value = float(stats.ttest_ind(current, base, equal_var=False).pvalue)
-    return {"test": "welch_t", "p_value": p_value if math.isfinite(p_value) else 1.0}
+    return {
+        "test": "welch_t",
+        "p_value": p_value if math.isfinite(p_value) else 1.0,
+        # The test compares means: its direction, not the medians', says worse.
+        "mean_change": statistics.fmean(current) - statistics.fmean(base),
+    }
 
 
 def _figure(
@@ -207,7 +212,7 @@ def judge(rows: list[dict[str, Any]], alpha: float) -> None:
         for figure, p_adjusted in zip(tested, adjusted, strict=True):
             figure["p_adjusted"] = float(p_adjusted)
             figure["significant"] = bool(p_adjusted < alpha)
-            figure["worse"] = figure["significant"] and (figure["change"] or 0) > 0
+            figure["worse"] = figure["significant"] and figure["mean_change"] > 0
     for row in rows:
         figures = row["figures"]
         row["regressions"] = [name for name, f in figures.items() if f["worse"]]
