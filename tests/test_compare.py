@@ -155,22 +155,74 @@ def _outage_runs(folder: Path, failed: list[int]) -> Path:
 
 def test_runs_that_differ_by_one_outage_are_not_a_regression(tmp_path: Path) -> None:
     """What the lab shows for sequential-worker-delete with the same code: one
-    run in two loses ~240 requests to a 24 s outage, the other 2. Requests
-    differ beyond doubt (Fisher), runs do not: nothing is flagged."""
-    before = _outage_runs(tmp_path / "a", [2, 240])
-    after = _outage_runs(tmp_path / "b", [240, 2])
+    run in a few loses ~240 requests to a 24 s outage, the others 2 or 3.
+    Requests differ beyond doubt (Fisher), runs do not: nothing is flagged."""
+    before = _outage_runs(tmp_path / "a", [2, 3])
+    after = _outage_runs(tmp_path / "b", [240, 4])
     same = compare_suites(*_suites(before, after))
     failed = same["rows"][0]["figures"]["failed_requests"]
-    assert failed["test"] == "welch_t" and failed["significant"] is False
-    assert same["regressed"] is False
+    assert failed["request_level"]["p_value"] < 1e-50
+    assert failed["test"] == "welch_t" and failed["p_value"] > 0.3
+    assert failed["significant"] is False and same["regressed"] is False
     # One run a side: the request-level test sees the 24 s outage, and no
     # run-level test is made, so nothing is flagged either.
     single = compare_suites(*_suites(_outage_runs(tmp_path / "c", [2]),
                                      _outage_runs(tmp_path / "d", [240])))  # fmt: skip
     failed = single["rows"][0]["figures"]["failed_requests"]
     assert failed["request_level"]["p_value"] < 1e-50
-    assert failed["test"] is None and "fewer than 2 runs" in failed["why_no_test"]
+    assert failed["test"] is None and failed["why_no_test"].startswith("fewer than 2 runs")
     assert single["regressed"] is False and single["too_few_runs"] == ["worker-delete"]
+
+
+def test_an_improvement_is_better_not_a_regression(
+    folders: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["compare", str(folders["regressed"]), str(folders["baseline"]),
+                 "--fail-on-regression"])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "better" in printed and "REGRESSION" not in printed
+    (row,) = compare_suites(*_suites(folders["regressed"], folders["baseline"]))["rows"]
+    assert row["regressions"] == [] and "failed_requests" in row["significant"]
+    assert row["figures"]["failed_requests"]["separated"] == "better"
+
+
+def test_overlapping_runs_are_never_significant() -> None:
+    """Welch's test alone calls this a change (p < 0.001): eight runs at 1 s
+    and one at 5 s against eight at 4 s and one at 4.5 s. The runs overlap,
+    so it is not."""
+    from chaosray.report.compare import judge
+
+    base, current = [1.0] * 8 + [5.0], [4.0] * 8 + [4.5]
+    figure = runs_test(base, current)
+    assert figure["test"] == "welch_t"
+    assert figure["p_value"] < 0.001 and figure["separated"] is None
+    rows: list[dict[str, Any]] = [{"figures": {"x": figure}}]
+    judge(rows, 0.05)
+    assert figure["significant"] is False and rows[0]["regressions"] == []
+
+
+def test_a_run_that_measured_nothing_is_not_a_run(tmp_path: Path) -> None:
+    """A skipped run (pre-validation failed) is in the summary but measured
+    nothing: with it, the baseline has one run that counts, and
+    --fail-on-regression refuses to judge rather than pass untested."""
+    before = _outage_runs(tmp_path / "a", [2, 3])
+    summary = json.loads((before / "summary.json").read_text())
+    skipped = summary["experiments"][1]
+    skipped["availability"].update(requests=None, failed=None, outage_time_s=None)
+    skipped["recovery"] = []
+    (before / "summary.json").write_text(json.dumps(summary))
+    (before / "worker-delete.r2.samples.jsonl").unlink()
+    after = _outage_runs(tmp_path / "b", [2, 40])
+    comparison = compare_suites(*_suites(before, after))
+    (row,) = comparison["rows"]
+    assert row["figures"]["failed_requests"]["baseline_values"] == [2 / 3000]
+    assert comparison["too_few_runs"] == ["worker-delete"]
+    assert "failed_requests" in row["too_few_runs"]
+    assert main(["compare", str(before), str(after), "--fail-on-regression"]) == 2
+    code = main(["suite", "run", "--results-dir", str(tmp_path / "results"), "--baseline",
+                 str(before), "--fail-on-regression", "--repeat", "2"])  # fmt: skip
+    assert code == 2 and not (tmp_path / "results").exists()
 
 
 def _suites(*folders: Path) -> list[Any]:
@@ -189,8 +241,8 @@ def test_fail_on_regression_refuses_to_judge_single_runs(
     code = main(["compare", str(before), str(after), "--fail-on-regression"])
     out = capsys.readouterr().out
     assert code == 2 and "Traceback" not in out
-    assert "needs at least 2 runs of each scenario" in out
-    assert "worker-delete (1 baseline, 1 current)" in out
+    assert "needs at least 2 runs that measured each figure on each side" in out
+    assert "worker-delete: failed_requests (1 baseline, 1 current)" in out
 
 
 def test_many_figures_are_adjusted_together() -> None:
@@ -199,7 +251,7 @@ def test_many_figures_are_adjusted_together() -> None:
     from chaosray.report.compare import judge
 
     def figure(p_value: float) -> dict[str, Any]:
-        return {"p_value": p_value, "mean_change": 1.0, "significant": False, "worse": False}
+        return {"p_value": p_value, "separated": "worse", "significant": False, "worse": False}
 
     rows: list[dict[str, Any]] = [
         {"figures": {"a": figure(0.02), **{f"n{i}": figure(0.5) for i in range(19)}}}
@@ -224,8 +276,8 @@ def test_repeats_are_summarised_pooled_and_tested(tmp_path: Path) -> None:
     assert row["runs"] == {"baseline": 4, "current": 4}
     failed = row["figures"]["failed_requests"]
     assert (failed["baseline"]["failed"], failed["baseline"]["requests"]) == (20, 12000)
-    # The same 5 failures in every run: no spread, no test, no flag.
-    assert failed["why_no_test"] == "no run-to-run spread on either side"
+    # The same 5 failures in every run: nothing to test, no flag.
+    assert failed["why_no_test"] == "every run on both sides gave the same value"
     change = row["figures"]["recovery replacement-ready: recovery_s"]
     assert change["baseline_values"] == [90.0, 91.0, 92.0, 93.0]
     assert change["test"] == "welch_t" and change["p_adjusted"] < 1e-6
@@ -234,7 +286,19 @@ def test_repeats_are_summarised_pooled_and_tested(tmp_path: Path) -> None:
 
 def test_runs_test_needs_two_runs_a_side_and_some_spread() -> None:
     assert runs_test([1.0], [9.0, 9.5])["test"] is None
-    assert runs_test([0.0, 0.0], [0.1, 0.1])["why_no_test"] == "no run-to-run spread on either side"
+    assert runs_test([0.0, 0.0], [0.0, 0.0])["why_no_test"] == (
+        "every run on both sides gave the same value"
+    )
+    # A constant side: the exact permutation test, whose smallest p-value
+    # with 2 and 3 runs a side is 1/3 and 1/10 (two-sided).
+    assert runs_test([0.0, 0.0], [0.1, 0.1]) == pytest.approx(
+        {"test": "permutation", "p_value": 1 / 3, "separated": "worse"}
+    )
+    assert runs_test([0.0, 0.0, 0.0], [23.0, 22.5, 24.1])["p_value"] == pytest.approx(0.1)
+    # Welch's test alone gives 0.001 here (it takes the zeros' variance of 0 at its word).
+    assert runs_test([3.0, 3.0, 3.0, 3.0, 3.0], [4.0, 5.0, 4.0, 6.0, 5.0])["p_value"] == (
+        pytest.approx(2 / 252)
+    )
     assert runs_test([1.0, 2.0, 3.0], [1.5, 2.5, 3.5])["p_value"] > 0.5
     assert runs_test([1.0, 1.1, 0.9], [9.0, 9.5, 9.2])["p_value"] < 0.001
 

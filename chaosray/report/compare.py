@@ -12,16 +12,19 @@ latency, outage time, each recovery time):
 - each run (``--repeat``) gives one value; the sides are compared with
   Welch's t-test on those values (``scipy.stats.ttest_ind``,
   ``equal_var=False``): the analysis of cluster summaries that suits few
-  clusters (Hayes & Moulton, *Cluster Randomised Trials*, 2nd ed., ch. 9);
-  it needs :data:`MIN_RUNS_FOR_TEST` runs a side and some run-to-run spread
-  on at least one side;
+  clusters (Hayes & Moulton, *Cluster Randomised Trials*, 2nd ed., ch. 9).
+  When a side's runs all gave one value (no outage in any run), the exact
+  permutation test of the difference in means (``scipy.stats.
+  permutation_test``) instead: Welch's test would trust that side's
+  variance of 0. Either needs :data:`MIN_RUNS_FOR_TEST` runs a side;
 - the p-values of every test of the comparison are adjusted together
   (Benjamini-Hochberg, ``scipy.stats.false_discovery_control``): with
   several scenarios and figures, unadjusted tests at 0.05 would flag about
   one figure in twenty for two runs of the same code;
-- a change is **significant** when its adjusted p-value is below ``alpha``,
-  and a **regression** when it is significant and worse (more failures,
-  slower, longer). Nothing else is ever called a regression.
+- a change is **significant** when its adjusted p-value is below ``alpha``
+  and the runs do not overlap (every run on one side beyond every run on
+  the other), and a **regression** when it is significant and worse (more
+  failures, slower, longer). Nothing else is ever called a regression.
 
 Each figure also carries its **request-level** test (``request_level``),
 which says whether these runs differ beyond chance at the request level:
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +53,7 @@ COMPARE_SCHEMA = "chaosray.report.compare/v2"
 DEFAULT_ALPHA = 0.05
 MIN_RUNS_FOR_TEST = 2
 BOOTSTRAP_RESAMPLES = 2000
+PERMUTATIONS = 9999  # beyond (11 or more runs a side), a seeded random sample
 MAX_LATENCIES = 20_000  # per side; beyond, a seeded random subsample
 MIN_LATENCIES = 20  # fewer successful requests: no p99 (of a run, or bootstrap)
 
@@ -61,25 +66,58 @@ def _change(base: float | None, current: float | None) -> float | None:
     return None if base is None or current is None else current - base
 
 
-def runs_test(base: Sequence[float], current: Sequence[float]) -> dict[str, Any]:
-    """Welch's t-test on per-run values (larger is worse): ``test``,
-    ``p_value`` (unadjusted) and ``why_no_test`` when there is none."""
+def _separation(base: Sequence[float], current: Sequence[float]) -> str | None:
+    """``worse`` when every current run is above every baseline run,
+    ``better`` when every one is below, None when the runs overlap."""
+    if min(current) > max(base):
+        return "worse"
+    if max(current) < min(base):
+        return "better"
+    return None
+
+
+def _mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> Any:
+    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+
+def runs_test(base: Sequence[float], current: Sequence[float], seed: int = 0) -> dict[str, Any]:
+    """The run-level test of per-run values (larger is worse): ``test``,
+    ``p_value`` (unadjusted), ``separated`` (see :func:`_separation`), and
+    ``why_no_test`` when there is no test.
+
+    Welch's t-test when both sides vary. When a side does not (every run 0 s,
+    say), Welch's test would take its variance of 0 at its word and call an
+    outage that happens in some runs and not in others a change; the exact
+    permutation test of the difference in means assumes nothing about the
+    spread, and with few runs its smallest possible p-value says how little
+    they can show (3 runs a side: 0.1)."""
+    untested = {"test": None, "p_value": None, "separated": None}
     if len(base) < MIN_RUNS_FOR_TEST or len(current) < MIN_RUNS_FOR_TEST:
-        return {
-            "test": None,
-            "p_value": None,
-            "why_no_test": f"fewer than {MIN_RUNS_FOR_TEST} runs on one side (--repeat)",
-        }
-    if max(base) == min(base) and max(current) == min(current):
-        # No spread anywhere: nothing to judge a difference against (often
-        # 0 s outages on both sides, or values at the timer's resolution).
-        return {"test": None, "p_value": None, "why_no_test": "no run-to-run spread on either side"}
-    p_value = float(stats.ttest_ind(current, base, equal_var=False).pvalue)
+        why = f"fewer than {MIN_RUNS_FOR_TEST} runs with this figure on one side (--repeat)"
+        return {**untested, "why_no_test": why}
+    base_constant, current_constant = max(base) == min(base), max(current) == min(current)
+    if base_constant and current_constant and base[0] == current[0]:
+        return {**untested, "why_no_test": "every run on both sides gave the same value"}
+    if base_constant or current_constant:
+        result = stats.permutation_test(
+            (np.asarray(current, dtype=float), np.asarray(base, dtype=float)),
+            _mean_difference,
+            permutation_type="independent",
+            alternative="two-sided",
+            vectorized=True,
+            n_resamples=PERMUTATIONS,  # exact when there are no more arrangements
+            random_state=np.random.default_rng(seed),
+        )
+        test, p_value = "permutation", float(result.pvalue)
+    else:
+        test = "welch_t"
+        with warnings.catch_warnings():  # nearly equal values: scipy warns, the p is right
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p_value = float(stats.ttest_ind(current, base, equal_var=False).pvalue)
     return {
-        "test": "welch_t",
-        "p_value": p_value if math.isfinite(p_value) else 1.0,
-        # The test compares means: its direction, not the medians', says worse.
-        "mean_change": statistics.fmean(current) - statistics.fmean(base),
+        "test": test,
+        "p_value": min(p_value, 1.0) if math.isfinite(p_value) else 1.0,
+        "separated": _separation(base, current),
     }
 
 
@@ -205,18 +243,28 @@ def values_change(base: Sequence[float], current: Sequence[float]) -> dict[str, 
 
 def judge(rows: list[dict[str, Any]], alpha: float) -> None:
     """Adjust every run-level p-value of the comparison together
-    (Benjamini-Hochberg) and set each figure's verdict in place."""
+    (Benjamini-Hochberg) and set each figure's verdict in place: significant
+    when the adjusted p-value is below ``alpha`` *and* the runs do not
+    overlap. Welch's test alone is too eager on figures that jump between
+    runs (an outage that happens in some runs and not in others); requiring
+    every run on one side to be beyond every run on the other keeps such
+    noise from being flagged."""
     tested = [f for row in rows for f in row["figures"].values() if f["p_value"] is not None]
     if tested:
         adjusted = stats.false_discovery_control([f["p_value"] for f in tested], method="bh")
         for figure, p_adjusted in zip(tested, adjusted, strict=True):
             figure["p_adjusted"] = float(p_adjusted)
-            figure["significant"] = bool(p_adjusted < alpha)
-            figure["worse"] = figure["significant"] and figure["mean_change"] > 0
+            figure["significant"] = bool(p_adjusted < alpha) and figure["separated"] is not None
+            figure["worse"] = figure["significant"] and figure["separated"] == "worse"
     for row in rows:
         figures = row["figures"]
         row["regressions"] = [name for name, f in figures.items() if f["worse"]]
         row["significant"] = [name for name, f in figures.items() if f["significant"]]
+        row["too_few_runs"] = [
+            name
+            for name, f in figures.items()
+            if str(f.get("why_no_test") or "").startswith("fewer than")
+        ]
 
 
 def _numbers(rows: list[dict[str, Any]], key: str) -> list[float]:
@@ -304,9 +352,7 @@ def compare_suites(
         "rows": rows,
         "not_in_both": only,
         "not_measured": unmeasured,
-        "too_few_runs": [
-            r["experiment"] for r in rows if min(r["runs"].values()) < MIN_RUNS_FOR_TEST
-        ],
+        "too_few_runs": [r["experiment"] for r in rows if r["too_few_runs"]],
         "regressed": any(r["regressions"] for r in rows),
         "regressions": [f"{r['experiment']}: {f}" for r in rows for f in r["regressions"]],
     }
@@ -314,17 +360,19 @@ def compare_suites(
 
 def too_few_runs_message(comparison: dict[str, Any]) -> str | None:
     """Why ``--fail-on-regression`` cannot judge this comparison, or None."""
-    short = [r for r in comparison["rows"] if r["experiment"] in comparison["too_few_runs"]]
-    if not short:
+    listed = [
+        f"{row['experiment']}: {name} ({len(f['baseline_values'])} baseline, "
+        f"{len(f['current_values'])} current)"
+        for row in comparison["rows"]
+        for name, f in row["figures"].items()
+        if name in row["too_few_runs"]
+    ]
+    if not listed:
         return None
-    listed = ", ".join(
-        f"{r['experiment']} ({r['runs']['baseline']} baseline, {r['runs']['current']} current)"
-        for r in short
-    )
     return (
-        f"--fail-on-regression needs at least {MIN_RUNS_FOR_TEST} runs of each scenario on "
-        f"each side to tell a regression from run-to-run variation; too few: {listed} "
-        f"(run the suite with --repeat {MIN_RUNS_FOR_TEST} or more)"
+        f"--fail-on-regression needs at least {MIN_RUNS_FOR_TEST} runs that measured each "
+        f"figure on each side to tell a regression from run-to-run variation; too few: "
+        f"{'; '.join(listed)} (run the suite with --repeat {MIN_RUNS_FOR_TEST} or more)"
     )
 
 
@@ -349,12 +397,14 @@ def _side(figure: str, change: dict[str, Any], side: str) -> str:
 
 
 # Short forms of ``why_no_test`` for the table (the caption explains them).
-_NO_TEST = {"fewer": "too few runs", "no run-to-run spread": "no spread"}
+_NO_TEST = {"fewer": "too few runs", "every run": "all runs equal"}
 COMPARISON_CAPTION = (
-    f"Runs test: Welch's t-test on the per-run values, p-values adjusted together "
-    f"(Benjamini-Hochberg); it needs {MIN_RUNS_FOR_TEST} or more runs a side (suite run "
-    "--repeat) and decides. Requests: whether these runs differ (Fisher's exact test, p99 "
-    "bootstrap interval); it informs only."
+    "Runs: how many runs measured the figure (baseline:current). Runs test: Welch's t-test "
+    "on the per-run values (the exact permutation test when a side's runs all gave one "
+    "value), p-values adjusted together (Benjamini-Hochberg); a change is significant below "
+    f"alpha when the runs do not overlap; it needs {MIN_RUNS_FOR_TEST} or more runs a side "
+    "(suite run --repeat) and decides. Requests: whether these runs differ (Fisher's exact "
+    "test, p99 bootstrap interval); it informs only."
 )
 
 
@@ -362,7 +412,8 @@ def _test(change: dict[str, Any]) -> str:
     if change["test"] is None:
         why = str(change.get("why_no_test") or "")
         return next((short for key, short in _NO_TEST.items() if why.startswith(key)), why)
-    return f"p={change['p_value']:.2g}, adj. {change['p_adjusted']:.2g}"
+    name = "perm. " if change["test"] == "permutation" else ""
+    return f"{name}p={change['p_value']:.2g}, adj. {change['p_adjusted']:.2g}"
 
 
 def _request_level(change: dict[str, Any]) -> str:
@@ -382,8 +433,8 @@ def comparison_lines(comparison: dict[str, Any]) -> list[list[str]]:
     ``better``, ``no significant change`` or ``not tested``)."""
     lines = []
     for row in comparison["rows"]:
-        runs = f"{row['runs']['baseline']}:{row['runs']['current']}"
         for figure, change in row["figures"].items():
+            runs = f"{len(change['baseline_values'])}:{len(change['current_values'])}"
             if change["test"] is None:
                 verdict = "not tested"
             elif change["worse"]:

@@ -465,7 +465,7 @@ def _repeats(repeated: dict[str, Any]) -> str:
 
 
 def _baseline_comparison(comparison: dict[str, Any]) -> str:
-    from chaosray.report.compare import COMPARISON_HEADERS, comparison_lines
+    from chaosray.report.compare import COMPARISON_CAPTION, COMPARISON_HEADERS, comparison_lines
 
     rows, classes = [], []
     for line in comparison_lines(comparison):
@@ -475,14 +475,9 @@ def _baseline_comparison(comparison: dict[str, Any]) -> str:
     baseline = comparison.get("baseline") or {}
     return (
         f"<h2>Compared with the baseline: {_e(verdict)}</h2>"
-        f'<p class="meta">Baseline {_e(baseline.get("folder") or baseline.get("started"))}; '
-        f"the run is the unit: a change is significant when Welch's t-test on the per-run "
-        f"values, adjusted over the whole comparison (Benjamini-Hochberg), is below alpha "
-        f"{comparison['alpha']:g}, and a regression only when significant and worse. "
-        "The request-level column (Fisher's exact test on failed requests, a bootstrap "
-        "interval on p99) says whether the runs differ, not whether the code does. "
-        "\u201ctoo few runs\u201d: a side has fewer than 2 runs (suite run --repeat); "
-        "\u201cno spread\u201d: every run on both sides gave the same value.</p>"
+        f'<p class="meta">Baseline {_e(baseline.get("folder") or baseline.get("started"))}, '
+        f"alpha {comparison['alpha']:g}. The run is the unit; a regression is a significant "
+        f"change for the worse. {_e(COMPARISON_CAPTION)}</p>"
         + _table([(h, False) for h in COMPARISON_HEADERS], rows, classes)
     )
 

@@ -158,18 +158,20 @@ class Suite:
                 f"--fail-on-regression needs --repeat {MIN_RUNS_FOR_TEST} or more: one run "
                 "of a scenario cannot tell a regression from run-to-run variation"
             )
-        counts: dict[str, int] = {}
+        counts: dict[str, int] = {}  # runs that measured requests (not skipped)
         for experiment in baseline.get("experiments") or []:
-            counts[experiment["name"]] = counts.get(experiment["name"], 0) + 1
+            measured = bool((experiment.get("availability") or {}).get("requests"))
+            counts[experiment["name"]] = counts.get(experiment["name"], 0) + measured
         short = [
             f"{name} ({counts[name]})"
             for name in self.options.experiments
-            if name not in (PRE, POST) and 0 < counts.get(name, 0) < MIN_RUNS_FOR_TEST
+            if name not in (PRE, POST) and name in counts and counts[name] < MIN_RUNS_FOR_TEST
         ]
         if short:
             raise ValueError(
                 f"--fail-on-regression needs {MIN_RUNS_FOR_TEST} or more runs of each scenario "
-                f"in the baseline; {self.options.baseline} has too few of: {', '.join(short)}"
+                f"that measured requests in the baseline; {self.options.baseline} has too few "
+                f"of: {', '.join(short)}"
             )
 
     def _vars_file(self, name: str) -> Path:
