@@ -63,7 +63,9 @@ def trial(
         on_off = index < figures // 5
         base = draw(rng, on_off, runs, False)
         current = draw(rng, on_off, runs, index == changed)
-        row["figures"][str(index)] = {**rule(base, current), "p_adjusted": None}
+        row["figures"][str(index)] = {
+            **rule(base, current), "p_adjusted": None, "significant": False, "worse": False
+        }  # fmt: skip
     judge([row], 0.05)
     flagged = {int(name) for name, f in row["figures"].items() if f["significant"]}
     return flagged
