@@ -64,7 +64,8 @@ def trial(
         base = draw(rng, on_off, runs, False)
         current = draw(rng, on_off, runs, index == changed)
         row["figures"][str(index)] = {
-            **rule(base, current), "p_adjusted": None, "significant": False, "worse": False
+            **rule(base, current), "p_adjusted": None, "significant": False, "worse": False,
+            "baseline_values": base, "current_values": current,
         }  # fmt: skip
     judge([row], 0.05)
     flagged = {int(name) for name, f in row["figures"].items() if f["significant"]}

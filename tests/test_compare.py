@@ -197,6 +197,7 @@ def test_overlapping_runs_are_never_significant() -> None:
     figure = runs_test(base, current)
     assert figure["test"] == "welch_t"
     assert figure["p_value"] < 0.001 and figure["separated"] is None
+    figure.update(baseline_values=base, current_values=current)  # as _figure holds them
     rows: list[dict[str, Any]] = [{"figures": {"x": figure}}]
     judge(rows, 0.05)
     assert figure["significant"] is False and rows[0]["regressions"] == []
@@ -251,7 +252,8 @@ def test_many_figures_are_adjusted_together() -> None:
     from chaosray.report.compare import judge
 
     def figure(p_value: float) -> dict[str, Any]:
-        return {"p_value": p_value, "separated": "worse", "significant": False, "worse": False}
+        return {"p_value": p_value, "separated": "worse", "significant": False, "worse": False,
+                "baseline_values": [1.0, 1.1], "current_values": [2.0, 2.1]}  # fmt: skip
 
     rows: list[dict[str, Any]] = [
         {"figures": {"a": figure(0.02), **{f"n{i}": figure(0.5) for i in range(19)}}}

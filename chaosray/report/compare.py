@@ -241,6 +241,10 @@ def values_change(base: Sequence[float], current: Sequence[float]) -> dict[str, 
     return _figure(median_base, median_now, _change(median_base, median_now), base, current)
 
 
+def _too_few_runs(figure: dict[str, Any]) -> bool:
+    return min(len(figure["baseline_values"]), len(figure["current_values"])) < MIN_RUNS_FOR_TEST
+
+
 def judge(rows: list[dict[str, Any]], alpha: float) -> None:
     """Adjust every run-level p-value of the comparison together
     (Benjamini-Hochberg) and set each figure's verdict in place: significant
@@ -260,11 +264,7 @@ def judge(rows: list[dict[str, Any]], alpha: float) -> None:
         figures = row["figures"]
         row["regressions"] = [name for name, f in figures.items() if f["worse"]]
         row["significant"] = [name for name, f in figures.items() if f["significant"]]
-        row["too_few_runs"] = [
-            name
-            for name, f in figures.items()
-            if str(f.get("why_no_test") or "").startswith("fewer than")
-        ]
+        row["too_few_runs"] = [name for name, f in figures.items() if _too_few_runs(f)]
 
 
 def _numbers(rows: list[dict[str, Any]], key: str) -> list[float]:
@@ -396,8 +396,6 @@ def _side(figure: str, change: dict[str, Any], side: str) -> str:
     return f"{value:.1f} ms" if figure == "p99_ms" else f"{value:.2f} s"
 
 
-# Short forms of ``why_no_test`` for the table (the caption explains them).
-_NO_TEST = {"fewer": "too few runs", "every run": "all runs equal"}
 COMPARISON_CAPTION = (
     "Runs: how many runs measured the figure (baseline:current). Runs test: Welch's t-test "
     "on the per-run values (the exact permutation test when a side's runs all gave one "
@@ -409,9 +407,8 @@ COMPARISON_CAPTION = (
 
 
 def _test(change: dict[str, Any]) -> str:
-    if change["test"] is None:
-        why = str(change.get("why_no_test") or "")
-        return next((short for key, short in _NO_TEST.items() if why.startswith(key)), why)
+    if change["test"] is None:  # the two reasons runs_test gives, short (the caption explains)
+        return "too few runs" if _too_few_runs(change) else "all runs equal"
     name = "perm. " if change["test"] == "permutation" else ""
     return f"{name}p={change['p_value']:.2g}, adj. {change['p_adjusted']:.2g}"
 
