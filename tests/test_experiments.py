@@ -335,6 +335,77 @@ def test_post_validation_cleans_up_our_cordons_then_passes(
     _assert_pdf_report(tmp_path, "Post-validation")
 
 
+K6_LABELS = {"app.kubernetes.io/managed-by": "chaosray", "app.kubernetes.io/name": "k6"}
+
+
+@pytest.fixture
+def load_left_behind(topology: KubeCluster) -> Iterator[dict[str, str]]:
+    """What a chaos run that died left in the namespace (a load Job and its
+    ConfigMap, with chaosray's labels), next to a Job and a ConfigMap of
+    someone else's: ``{"ours": name, "theirs": name}``."""
+    api = topology.api()
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    names = {"ours": "k6-left-by-a-dead-chaos", "theirs": "someone-elses-k6"}
+    for key, name in names.items():
+        labels = {**K6_LABELS, "chaosray.io/k6-run": "dead"} if key == "ours" else {"app": "k6"}
+        meta = client.V1ObjectMeta(name=name, labels=labels)
+        pod = client.V1PodSpec(
+            restart_policy="Never", containers=[client.V1Container(name="k6", image="grafana/k6")]
+        )
+        spec = client.V1JobSpec(suspend=True, template=client.V1PodTemplateSpec(spec=pod))
+        batch.create_namespaced_job(NAMESPACE, client.V1Job(metadata=meta, spec=spec))
+        core.create_namespaced_config_map(NAMESPACE, client.V1ConfigMap(metadata=meta))
+    yield names
+    for name in names.values():
+        for delete in (batch.delete_namespaced_job, core.delete_namespaced_config_map):
+            try:
+                delete(name, NAMESPACE, propagation_policy="Background")
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+def _jobs_and_maps(cluster: KubeCluster) -> tuple[set[str], set[str]]:
+    api = cluster.api()
+    jobs = client.BatchV1Api(api).list_namespaced_job(NAMESPACE).items
+    maps = client.CoreV1Api(api).list_namespaced_config_map(NAMESPACE).items
+    return {j.metadata.name for j in jobs}, {m.metadata.name for m in maps}
+
+
+def test_post_validation_deletes_the_load_chaosray_left_and_nothing_else(
+    topology: KubeCluster,
+    scheduled_server: ScheduledServer,
+    load_left_behind: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    run = _run("post-validation", topology, scheduled_server, tmp_path)
+    assert run.returncode == 0, run.console
+    ours, theirs = load_left_behind["ours"], load_left_behind["theirs"]
+    output = run.run_entry("delete-k6-load-left-by-chaosray")["output"]
+    assert output["jobs"] == output["configmaps"] == [f"{NAMESPACE}/{ours}"]
+    assert output["left"] == {"jobs": [], "testruns": [], "configmaps": []}
+    jobs, maps = _jobs_and_maps(topology)
+    assert ours not in jobs and ours not in maps
+    assert theirs in jobs and theirs in maps
+
+
+def test_post_validation_fails_naming_the_load_it_could_not_delete(
+    topology: KubeCluster,
+    scheduled_server: ScheduledServer,
+    load_left_behind: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    run = _run("post-validation", topology, scheduled_server, tmp_path, chaosray_dry_run="true")
+    assert run.returncode == 1
+    ours = f"{NAMESPACE}/{load_left_behind['ours']}"
+    assert (
+        f"delete-k6-load-left-by-chaosray failed: chaosray's load is still in namespace "
+        f"{NAMESPACE}: Job {ours}, ConfigMap {ours} (dry run: nothing was deleted)"
+    ) in " ".join(_verdict(run)["reasons"])
+    jobs, maps = _jobs_and_maps(topology)
+    assert load_left_behind["ours"] in jobs and load_left_behind["ours"] in maps
+
+
 def test_post_validation_fails_when_a_worker_is_missing(
     topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
 ) -> None:

@@ -21,13 +21,17 @@ from typing import Any
 
 import pytest
 import yaml
+from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from chaosray.load import actions as load_actions
 from chaosray.load.control import _settings
 from chaosray.load.k6 import default_script
 from chaosray.load.k6_cluster import (
+    APP_NAME,
     DEADLINE_MARGIN_S,
+    MANAGED_BY,
     RUN_LABEL,
     SELECTOR,
     TTL_AFTER_FINISHED_S,
@@ -452,6 +456,124 @@ def test_delete_leftover_runs_removes_what_a_dead_chaos_left(
     assert leftovers(cluster) == []
     job.delete()  # idempotent: everything is gone already
     testrun.delete()
+
+
+def _labelled(labels: dict[str, str]) -> tuple[client.V1Job, client.V1ConfigMap]:
+    """A Job (suspended: it starts no pod) and a ConfigMap with ``labels``."""
+    name = "k6-" + "-".join(sorted(labels.values())).replace(".", "-")[:40]
+    meta = client.V1ObjectMeta(name=name, labels=labels)
+    job = client.V1Job(
+        metadata=meta,
+        spec=client.V1JobSpec(
+            suspend=True,
+            template=client.V1PodTemplateSpec(
+                spec=client.V1PodSpec(
+                    restart_policy="Never",
+                    containers=[client.V1Container(name="k6", image="grafana/k6")],
+                )
+            ),
+        ),
+    )
+    return job, client.V1ConfigMap(metadata=meta, data={"load.js": "// left behind"})
+
+
+OURS = dict([MANAGED_BY, APP_NAME, (RUN_LABEL, "dead-chaos")])
+NOT_OURS = [
+    {"app.kubernetes.io/name": "k6"},  # someone else's k6
+    {"app.kubernetes.io/managed-by": "chaosray", "app": "kept"},  # chaosray's, not load
+    {"app": "unrelated"},
+]
+
+
+@pytest.fixture
+def planted(cluster: KubeCluster) -> Iterator[dict[str, list[str]]]:
+    """A load Job and ConfigMap chaosray left behind, and Jobs and ConfigMaps
+    in the same namespace that are not chaosray's load: ``{"ours": [...],
+    "others": [...]}`` as ``namespace/name``."""
+    api = cluster.api()
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    names: dict[str, list[str]] = {"ours": [], "others": []}
+    for key, labels in [("ours", OURS), *(("others", other) for other in NOT_OURS)]:
+        job, config_map = _labelled(labels)
+        batch.create_namespaced_job(NAMESPACE, job)
+        core.create_namespaced_config_map(NAMESPACE, config_map)
+        names[key].append(f"{NAMESPACE}/{job.metadata.name}")
+    yield names
+    for name in (n.split("/")[1] for n in names["ours"] + names["others"]):
+        for delete in (batch.delete_namespaced_job, core.delete_namespaced_config_map):
+            try:
+                delete(name, NAMESPACE, propagation_policy="Background")
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+def _present(cluster: KubeCluster) -> dict[str, set[str]]:
+    api = cluster.api()
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    return {
+        "jobs": {
+            f"{NAMESPACE}/{j.metadata.name}" for j in batch.list_namespaced_job(NAMESPACE).items
+        },
+        "configmaps": {
+            f"{NAMESPACE}/{c.metadata.name}"
+            for c in core.list_namespaced_config_map(NAMESPACE).items
+        },
+    }
+
+
+def test_delete_k6_leftovers_deletes_only_chaosray_load_and_checks_none_is_left(
+    cluster: KubeCluster, planted: dict[str, list[str]]
+) -> None:
+    result = load_actions.delete_k6_leftovers(NAMESPACE, fail_if_left=True)
+    assert result["jobs"] == result["configmaps"] == planted["ours"]
+    assert result["left"] == {"jobs": [], "testruns": [], "configmaps": []}
+    assert result["dry_run"] is False
+    present = _present(cluster)
+    for kind in ("jobs", "configmaps"):
+        assert not present[kind] & set(planted["ours"]), kind
+        assert set(planted["others"]) <= present[kind], f"{kind} not ours were deleted"
+
+
+def test_the_check_fails_naming_what_a_dry_run_left(
+    cluster: KubeCluster, planted: dict[str, list[str]]
+) -> None:
+    (ours,) = planted["ours"]
+    with pytest.raises(ActivityFailed) as failed:
+        load_actions.delete_k6_leftovers(
+            NAMESPACE, fail_if_left=True, configuration={"chaosray_dry_run": "true"}
+        )
+    assert str(failed.value) == (
+        f"chaosray's load is still in namespace {NAMESPACE}: Job {ours}, ConfigMap {ours} "
+        "(dry run: nothing was deleted)"
+    )
+    present = _present(cluster)
+    assert ours in present["jobs"] and ours in present["configmaps"]
+    # Without fail_if_left the dry run lists it and passes.
+    listed = load_actions.delete_k6_leftovers(NAMESPACE, dry_run=True)
+    assert listed["jobs"] == listed["left"]["jobs"] == [ours]
+
+
+def test_the_check_fails_naming_a_leftover_that_cannot_be_deleted(
+    cluster: KubeCluster, planted: dict[str, list[str]]
+) -> None:
+    (ours,) = planted["ours"]
+    core = client.CoreV1Api(cluster.api())
+    name = ours.split("/")[1]
+    hold = {"metadata": {"finalizers": ["rig.chaosray/hold"]}}
+    core.patch_namespaced_config_map(name, NAMESPACE, hold)
+    try:
+        with pytest.raises(ActivityFailed) as failed:
+            load_actions.delete_k6_leftovers(NAMESPACE, fail_if_left=True, timeout=2)
+        assert str(failed.value) == (
+            f"chaosray's load is still in namespace {NAMESPACE}: ConfigMap {ours} "
+            "(after waiting 2s)"
+        )
+        assert ours not in _present(cluster)["jobs"]  # the Job went
+    finally:
+        core.patch_namespaced_config_map(name, NAMESPACE, {"metadata": {"finalizers": None}})
+    again = load_actions.delete_k6_leftovers(NAMESPACE, fail_if_left=True)
+    assert again["configmaps"] == [] and again["left"]["configmaps"] == []
 
 
 def test_the_k6_manifests_apply_and_match_the_control(

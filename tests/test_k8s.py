@@ -12,6 +12,7 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 
+from chaosray import contract
 from chaosray.k8s import actions, probes
 from chaosray.k8s.safety import CORDON_LABEL
 from chaosray.wait import wait_until
@@ -19,6 +20,7 @@ from tests.chaos_cli import run_experiment
 from tests.rig.kube import (
     NAMESPACE,
     REDIS,
+    TEST_POD_LABEL,
     WORKERS,
     KubeCluster,
     make_test_pod,
@@ -373,6 +375,35 @@ def test_sequential_delete_stops_when_the_minimum_is_violated(k8s: KubeCluster) 
     assert before - _worker_names(core) == {first.metadata.name, other}
 
 
+def test_sequential_delete_fails_naming_a_pod_someone_else_deleted_before_its_step(
+    k8s: KubeCluster,
+) -> None:
+    core = k8s.core()
+    first, second, third = sorted(
+        ready_pods(core, WORKERS), key=lambda p: (p.metadata.creation_timestamp, p.metadata.name)
+    )
+    ours, theirs = first.metadata.name, second.metadata.name
+
+    def deleted_by_someone_else() -> None:  # after step 1, before step 2
+        wait_until(
+            lambda: ours not in _worker_names(core), timeout=30, description="step 1's deletion"
+        )
+        core.delete_namespaced_pod(theirs, NAMESPACE, grace_period_seconds=0)
+
+    helper = threading.Thread(target=deleted_by_someone_else)
+    helper.start()
+    try:
+        with pytest.raises(ActivityFailed) as failed:
+            actions.delete_pods_sequentially(WORKERS, NAMESPACE, count=2, interval=4)
+    finally:
+        helper.join()
+    message = str(failed.value)
+    assert message.startswith("sequence incomplete (completed: False): 1 of 2 planned deletions")
+    assert f"step 2 ({theirs}: already gone)" in message
+    assert f"step 1 ({ours}" not in message  # step 1 did happen
+    assert third.metadata.name in _worker_names(core)  # never planned
+
+
 def test_sequential_delete_refuses_more_than_max_pods(k8s: KubeCluster) -> None:
     before = _worker_names(k8s.core())
     with pytest.raises(ActivityFailed, match="more than max_pods=2"):
@@ -449,6 +480,108 @@ def test_drain_retries_a_pdb_refusal_until_the_blocking_pod_is_ready(k8s: KubeCl
     worker = next(p for p in result["pods"] if "workers-worker" in p["pod"])
     assert worker["refusals"] >= 1 and worker["evicted_at"]
     assert result["duration_s"] >= 3
+
+
+SPARE_NODE = "node-spare"
+SPARE_TAINT = client.V1Taint(key="rig.chaosray/spare", value="true", effect="NoSchedule")
+
+
+@pytest.fixture
+def spare_node(k8s: KubeCluster) -> Iterator[str]:
+    """A fifth kwok node, tainted so that only the pods of the test run there."""
+    core = k8s.core()
+    capacity = {"cpu": "8", "memory": "32Gi", "pods": "110"}
+    core.create_node(
+        client.V1Node(
+            metadata=client.V1ObjectMeta(
+                name=SPARE_NODE,
+                annotations={"kwok.x-k8s.io/node": "fake"},
+                labels={"kubernetes.io/hostname": SPARE_NODE, "type": "kwok"},
+            ),
+            spec=client.V1NodeSpec(taints=[SPARE_TAINT]),
+            status=client.V1NodeStatus(allocatable=capacity, capacity=capacity),
+        )
+    )
+    try:
+        yield SPARE_NODE
+    finally:
+        core.delete_node(SPARE_NODE)
+
+
+def _pod_on_spare_node(core: client.CoreV1Api, name: str, labels: dict[str, str]) -> None:
+    pod = make_test_pod(name, labels=labels, node=SPARE_NODE)
+    pod.spec.tolerations = [
+        client.V1Toleration(key=SPARE_TAINT.key, operator="Exists", effect="NoSchedule")
+    ]
+    core.create_namespaced_pod(NAMESPACE, pod)
+
+
+def _drain_while_someone_deletes_the_pdb_pod(core: client.CoreV1Api, pods: list[str]) -> Any:
+    """Drain the spare node running ``pods``; the first is held by a PDB
+    (every eviction refused) until someone else deletes it: its next eviction
+    is answered 404. Returns the drain's result, or the ActivityFailed."""
+    held = pods[0]
+    for name in pods:
+        _pod_on_spare_node(core, name, {"rig.chaosray/held": str(name == held).lower()})
+    wait_until(
+        lambda: {p.metadata.name for p in ready_pods(core, f"{TEST_POD_LABEL}=true")} == set(pods),
+        timeout=30,
+        description="the test pods Ready",
+    )
+    policy = client.PolicyV1Api(core.api_client)
+    policy.create_namespaced_pod_disruption_budget(
+        NAMESPACE,
+        client.V1PodDisruptionBudget(
+            metadata=client.V1ObjectMeta(name="held-pdb"),
+            spec=client.V1PodDisruptionBudgetSpec(
+                min_available=1,
+                selector=client.V1LabelSelector(match_labels={"rig.chaosray/held": "true"}),
+            ),
+        ),
+    )
+
+    def deleted_by_someone_else() -> None:  # once the drain was refused at least once
+        time.sleep(2)
+        core.delete_namespaced_pod(held, NAMESPACE, grace_period_seconds=0)
+
+    helper = threading.Thread(target=deleted_by_someone_else)
+    helper.start()
+    try:
+        return actions.drain_node(SPARE_NODE, force=True, timeout=30, retry_interval=0.5)
+    except ActivityFailed as exc:
+        return exc
+    finally:
+        helper.join()
+        policy.delete_namespaced_pod_disruption_budget("held-pdb", NAMESPACE)
+
+
+def test_a_pod_gone_before_its_eviction_is_not_reported_evicted(
+    k8s: KubeCluster, spare_node: str
+) -> None:
+    core = k8s.core()
+    result = _drain_while_someone_deletes_the_pdb_pod(core, ["drain-gone", "drain-evicted"])
+    assert not isinstance(result, ActivityFailed), result
+    pods = {p["pod"]: p for p in result["pods"]}
+    gone, evicted = pods[f"{NAMESPACE}/drain-gone"], pods[f"{NAMESPACE}/drain-evicted"]
+    assert gone["evicted_at"] is None and gone["note"] == "already gone"
+    assert gone["refusals"] >= 1 and gone["terminated_s"] is None
+    assert evicted["evicted_at"] and evicted["terminated_s"] is not None
+    statuses = {d["pod"]: d["status"] for d in result[contract.DISRUPTIONS_KEY] if d["pod"]}
+    assert statuses == {f"{NAMESPACE}/drain-gone": "skipped", f"{NAMESPACE}/drain-evicted": "done"}
+    actions.uncordon_all()
+
+
+def test_a_drain_that_evicted_nothing_it_planned_fails_and_uncordons(
+    k8s: KubeCluster, spare_node: str
+) -> None:
+    core = k8s.core()
+    result = _drain_while_someone_deletes_the_pdb_pod(core, ["drain-gone"])
+    assert isinstance(result, ActivityFailed), result
+    assert str(result) == (
+        f"drain of node {SPARE_NODE} failed: it evicted none of the 1 pods it planned to: "
+        f"{NAMESPACE}/drain-gone already gone (deleted by someone else)"
+    )
+    assert not core.read_node(SPARE_NODE).spec.unschedulable
 
 
 def test_drain_that_times_out_leaves_the_node_uncordoned(k8s: KubeCluster) -> None:

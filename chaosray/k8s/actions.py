@@ -263,9 +263,13 @@ def delete_pods_sequentially(
     more, and fails with the records so far. After each deletion it watches
     the selector for `interval` seconds and checks that at least `min_ready`
     pods stayed Ready the whole time; if not, the sequence stops the same way.
+    A planned pod that is gone (or terminating, or replaced) when its step
+    comes was deleted by someone else: its step is recorded as skipped, the
+    sequence goes on, and at the end the activity fails naming every skipped
+    step (the sequence did not do what it planned: `completed` is false).
     Returns `steps` (per deletion: `pod`, `node`, `deleted_at`,
     `ready_before`, `waited_for_ready_s`, `min_ready_seen`, `ready_at_end`,
-    `check`), `completed`, `dry_run`.
+    `check`), `completed` (true: every planned deletion happened), `dry_run`.
     """
     dry = is_dry_run(dry_run, configuration)
     require_allowed_context(configuration, secrets, f"delete pods matching {label_selector!r}")
@@ -360,6 +364,14 @@ def delete_pods_sequentially(
                 f"were Ready after deleting {record['pod']}, fewer than min_ready={min_ready}. "
                 f"Steps: {steps}"
             )
+    skipped = [s for s in steps if s.get("skipped")]
+    if skipped:
+        listed = ", ".join(f"step {s['step']} ({s['pod']}: {s['skipped']})" for s in skipped)
+        raise ActivityFailed(
+            f"sequence incomplete (completed: False): {len(skipped)} of {wanted} planned "
+            f"deletions of {label_selector!r} did not happen, the pod being gone before its "
+            f"step (deleted by someone else): {listed}. Steps: {steps}"
+        )
     return {
         "steps": steps,
         "completed": True,
@@ -549,7 +561,10 @@ def drain_node(
     Returns `node`, `chosen_by` (the pod whose node it is, when chosen by
     selector), `co_located` (every pod on the node besides that one),
     `pods` (per pod: `pod`, `evicted_at`, `attempts`, `refusals` (429s),
-    `terminated_s`: eviction to gone), `skipped`, `duration_s`, `dry_run`
+    `terminated_s`: eviction to gone; a pod the API server said was gone
+    (404, or 409: replaced) before its eviction has `note: already gone` and
+    no `evicted_at`, and the drain fails if that leaves nothing evicted),
+    `skipped`, `duration_s`, `dry_run`
     (a dry run also lists in `refused` the pods a real one would refuse).
     The node stays cordoned on success: uncordon it (or use `uncordon_all` in
     the rollbacks).
@@ -624,6 +639,11 @@ def drain_node(
     }
     try:
         _evict_all(core, evict, records, started + timeout, grace_period, retry_interval)
+        if evict and not any(r["evicted_at"] for r in records.values()):
+            raise ActivityFailed(
+                f"it evicted none of the {len(records)} pods it planned to: "
+                f"{', '.join(records)} already gone (deleted by someone else)"
+            )
         _wait_gone(core, name, records, time.monotonic() + termination_timeout)
     except BaseException as exc:
         if uncordon_on_failure and not cordon["was_cordoned"]:
@@ -649,14 +669,23 @@ def drain_node(
                     at_source="client",
                     node=name,
                     pod=str(r["pod"]),
-                    status="done" if r["evicted_at"] else "pending",
+                    status=_eviction_status(r),
                     refusals=r["refusals"],
                     terminated_s=r["terminated_s"],
+                    **({"skipped": r["note"]} if r.get("note") else {}),
                 )
                 for r in records.values()
             ),
         ],
     }
+
+
+def _eviction_status(record: dict[str, Any]) -> Literal["done", "skipped", "pending"]:
+    """An evicted pod is done; one that was gone before its eviction is
+    skipped (nothing was evicted); any other is pending."""
+    if record["evicted_at"]:
+        return "done"
+    return "skipped" if record.get("note") else "pending"
 
 
 def _evict_all(
@@ -698,8 +727,8 @@ def _evict_all(
                     still.append(pod)
                     continue
                 if exc.status in (404, 409):  # gone already, or replaced (uid changed)
-                    record["evicted_at"] = datetime.now(UTC).isoformat()
-                    record["note"] = "already gone"
+                    record["note"] = "already gone"  # not evicted: no evicted_at
+                    logger.info(f"Pod {key} was already gone: nothing to evict")
                     continue
                 raise explain(exc, f"evict pod {key}") from None
             at = datetime.now(UTC)

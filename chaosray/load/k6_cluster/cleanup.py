@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -69,6 +70,34 @@ def find_leftover_runs(namespace: str | None = None, secrets: Secrets = None) ->
         key: [f"{ns}/{name}" for ns, name in found[key]]
         for key in ("jobs", "testruns", "configmaps")
     }
+
+
+KINDS = {"jobs": "Job", "testruns": "TestRun", "configmaps": "ConfigMap"}
+
+
+def describe_leftovers(found: dict[str, Any]) -> str:
+    """``found`` (as :func:`find_leftover_runs` returns it) as text: ``Job
+    ns/a, ConfigMap ns/a``; empty when nothing is there."""
+    return ", ".join(f"{KINDS[key]} {name}" for key in KINDS for name in found.get(key) or [])
+
+
+def leftover_runs_after(
+    namespace: str | None = None, secrets: Secrets = None, timeout: float = 0.0
+) -> dict[str, list[str]]:
+    """What :func:`find_leftover_runs` still finds, after waiting up to
+    ``timeout`` seconds for it to be nothing (a deletion the API server has
+    accepted may take a moment, or forever while a finalizer holds the
+    object)."""
+    last: dict[str, list[str]] = {}
+
+    def none_left() -> bool:
+        last.clear()
+        last.update(find_leftover_runs(namespace, secrets))
+        return not any(last.values())
+
+    with contextlib.suppress(WaitTimeout):  # what is left is the answer
+        wait_until(none_left, timeout=max(0.0, float(timeout)), description="no k6 leftovers")
+    return last
 
 
 def _delete(delete: Callable[[str, str], object], namespace: str, name: str) -> bool:
