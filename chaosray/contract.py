@@ -103,6 +103,13 @@ class Availability(TypedDict):
     recovered_at: NotRequired[float | None]
     errors: NotRequired[dict[str, int]]
     samples_path: NotRequired[str | None]
+    # The measured span (epoch seconds) and why it ended: "stop_action" (the
+    # method's stop step), "duration" (its own cap), "interrupted".
+    started_at: NotRequired[float | None]
+    ended_at: NotRequired[float | None]
+    ended_by: NotRequired[str | None]
+    # A request slower than this failed (the source's own request timeout).
+    timeout_s: NotRequired[float | None]
     # Per-second points {"second", "ok", "failed"} for the availability plot.
     timeline: NotRequired[list[dict[str, Any]]]
 
@@ -134,6 +141,9 @@ class Criteria(TypedDict):
     slo_target: float | None
     slo_period_days: float | None
     slo_latency_p99_ms: float | None
+    # The scenario must disrupt something and measure availability around it:
+    # a dry run, a skipped step or a missing measurement is "no evidence".
+    disruptive: bool | None
 
 
 class Verdict(TypedDict):
@@ -223,6 +233,10 @@ def availability_of(figures: dict[str, Any]) -> Availability:
         "errors",
         "samples_path",
         "timeline",
+        "started_at",
+        "ended_at",
+        "ended_by",
+        "timeout_s",
     )
     block.update({key: figures[key] for key in optional if key in figures})
     return block  # type: ignore[return-value]

@@ -13,6 +13,13 @@ An experiment fails when any of these hold:
 - the load (k6) failed its thresholds or did not run;
 - an ``availability`` block (:mod:`chaosray.contract`) of the method is worse
   than the criteria allow, or the service was still down when it ended;
+- a criterion has no evidence (``no_evidence``, "not measured: ..."): a
+  measurement of 0 requests, no availability measurement where the criteria
+  ask for one, a measurement that stopped before the method ended or does not
+  cover the disruption, a recovery figure that was never measured, a k6 run
+  that sent nothing or reported a problem, or (``disruptive`` criteria) a
+  scenario in which nothing was really disrupted (a dry run, every step
+  skipped). No evidence is never a pass;
 - the journal says failed or deviated for a reason none of the above gives.
 
 Pure: reads the journal only.
@@ -23,10 +30,11 @@ from __future__ import annotations
 from typing import Any
 
 from chaosray import slo
-from chaosray.contract import Availability, Criteria, Reason, Verdict, blocks_of
+from chaosray.contract import Availability, Blocks, Criteria, Reason, Verdict, blocks_of
 from chaosray.journal import (
     activity_name,
     bounded_value,
+    epoch,
     is_interrupted,
     iter_entries,
     last_error_line,
@@ -46,7 +54,10 @@ NO_CRITERIA: Criteria = {
     "slo_target": None,
     "slo_period_days": None,
     "slo_latency_p99_ms": None,
+    "disruptive": None,
 }
+# The reason kind of a criterion nobody measured.
+NO_EVIDENCE = "no_evidence"
 
 
 def criteria(
@@ -57,14 +68,25 @@ def criteria(
     slo_target: float | str | None = None,
     slo_period_days: float | str | None = None,
     slo_latency_p99_ms: float | str | None = None,
+    disruptive: bool | str | None = None,
 ) -> Criteria:
     """Checked criteria (``ValueError`` naming the bad one). ``slo_*``: the
     service level objective the error budget is measured against
     (:mod:`chaosray.slo`; None or "" take its defaults); ``max_budget_share``:
     the most of the period's error budget the scenario may consume (0.05 =
-    5 %), None for no limit."""
+    5 %), None for no limit; ``max_downtime_s`` / ``max_longest_outage_s``:
+    the most total downtime / the longest outage window allowed (None or ""
+    for no limit); ``disruptive``: the scenario must really disrupt something
+    and measure availability around it (a dry run never passes)."""
     objective = slo.slo(slo_target, slo_period_days, slo_latency_p99_ms)
     budget_share = slo.number_setting("max_budget_share", max_budget_share)
+    max_downtime_s = slo.number_setting("max_downtime_s", max_downtime_s)
+    max_longest_outage_s = slo.number_setting("max_longest_outage_s", max_longest_outage_s)
+    min_success_rate = slo.number_setting("min_success_rate", min_success_rate)
+    if isinstance(disruptive, str) and disruptive.strip().lower() in ("", "true", "false"):
+        disruptive = {"": None, "true": True, "false": False}[disruptive.strip().lower()]
+    if disruptive is not None and not isinstance(disruptive, bool):
+        raise ValueError(f"disruptive must be true or false, got {disruptive!r}")
     for name, value in (
         ("min_success_rate", min_success_rate),
         ("max_downtime_s", max_downtime_s),
@@ -85,6 +107,7 @@ def criteria(
         "slo_target": objective["target"],
         "slo_period_days": objective["period_days"],
         "slo_latency_p99_ms": objective["latency_p99_ms"],
+        "disruptive": disruptive,
     }
 
 
@@ -176,7 +199,19 @@ def _k6_reasons(k6: dict[str, Any]) -> list[Reason]:
     if k6.get("status") == "error":
         error = k6.get("error") or k6.get("exit_reason") or "unknown error"
         return [reason("k6_error", f"k6 load error: {error}", K6_RUN_NAME, error)]
-    return []
+    found = []
+    if k6.get("error"):  # a problem the run noted while its own status stayed "passed"
+        found.append(reason("k6_error", f"k6 load error: {k6['error']}", K6_RUN_NAME, k6["error"]))
+    if not k6.get("requests"):
+        found.append(
+            reason(
+                NO_EVIDENCE,
+                "not measured: the k6 load sent no request, so its thresholds prove nothing",
+                K6_RUN_NAME,
+                k6.get("requests"),
+            )
+        )
+    return found
 
 
 def evidence(journal: dict[str, Any]) -> list[Reason]:
@@ -215,38 +250,52 @@ def evidence(journal: dict[str, Any]) -> list[Reason]:
     return found
 
 
+def _not_measured(name: str, what: str, value: Any = None) -> Reason:
+    return reason(NO_EVIDENCE, f"not measured: {name}: {what}", name, value)
+
+
 def availability_reasons(name: str, block: Availability, limits: Criteria) -> list[Reason]:
-    """How one availability block falls short of the criteria."""
+    """How one availability block falls short of the criteria. A figure a
+    criterion needs that the block does not have is "not measured", never a pass."""
     found = []
+    requests = block.get("requests")
     rate, floor = block.get("success_rate"), limits["min_success_rate"]
-    if floor is not None and rate is not None and rate < floor:
+    if not requests or rate is None:
+        if any(
+            limits.get(key) is not None
+            for key in ("min_success_rate", "max_downtime_s", "max_longest_outage_s", "disruptive")
+        ):
+            found.append(_not_measured(name, "no request was measured", requests))
+        return found
+    if floor is not None and rate < floor:
         found.append(
             reason("availability", f"{name}: success rate {rate:.4%} below {floor:.2%}", name, rate)
         )
-    total, ceiling = block.get("total_downtime_s"), limits["max_downtime_s"]
-    if ceiling is not None and total is not None and total > ceiling:
-        found.append(
-            reason(
-                "availability",
-                f"{name}: total downtime {total:.2f}s above {ceiling:g}s",
-                name,
-                total,
+    for key, label, figure_key in (
+        ("max_downtime_s", "total downtime", "total_downtime_s"),
+        ("max_longest_outage_s", "longest outage", "longest_outage_s"),
+    ):
+        ceiling = limits.get(key)
+        figure = block.get(figure_key)
+        if not isinstance(ceiling, int | float):
+            continue
+        if not isinstance(figure, int | float):
+            found.append(_not_measured(name, f"{label} ({figure_key}) is missing", figure))
+        elif figure > ceiling:
+            found.append(
+                reason(
+                    "availability",
+                    f"{name}: {label} {figure:.2f}s above {ceiling:g}s",
+                    name,
+                    figure,
+                )
             )
-        )
-    longest, longest_max = block.get("longest_outage_s"), limits["max_longest_outage_s"]
-    if longest_max is not None and longest is not None and longest > longest_max:
-        found.append(
-            reason(
-                "availability",
-                f"{name}: longest outage {longest:.2f}s above {longest_max:g}s",
-                name,
-                longest,
-            )
-        )
     share_max = limits.get("max_budget_share")
     if share_max is not None:
         share = block_budget(block, limits)["share"]
-        if share is not None and share > share_max:
+        if share is None:
+            found.append(_not_measured(name, "the error budget consumed could not be computed"))
+        elif share > share_max:
             found.append(
                 reason(
                     "budget",
@@ -255,6 +304,14 @@ def availability_reasons(name: str, block: Availability, limits: Criteria) -> li
                     share,
                 )
             )
+    if block.get("ended_by") == "duration":
+        found.append(
+            _not_measured(
+                name,
+                "the measurement stopped at its own duration cap before the method ended "
+                "(raise its duration)",
+            )
+        )
     if block.get("still_down"):
         found.append(
             reason(
@@ -308,11 +365,9 @@ def judge(journal: dict[str, Any], limits: Criteria | None = None) -> Verdict:
             return _as_recorded(journal, given, found)
     source = "journal" if limits is None else "judge"
     limits = limits or NO_CRITERIA
-    shortfalls = [
-        r
-        for name, block in method_availability(journal)
-        for r in availability_reasons(name, block, limits)
-    ]
+    measured = method_availability(journal)
+    shortfalls = [r for name, block in measured for r in availability_reasons(name, block, limits)]
+    shortfalls += _evidence_gaps(journal, measured, limits)
     # "the journal's status is failed" says nothing when a shortfall says why.
     reasons = [r for r in found if not (shortfalls and r["kind"] == "status")] + shortfalls
     passed = not reasons and status == "completed"
@@ -325,6 +380,82 @@ def judge(journal: dict[str, Any], limits: Criteria | None = None) -> Verdict:
         "reasons": [] if passed else reasons,
         "evidence": found,
     }
+
+
+def method_blocks(journal: dict[str, Any]) -> list[tuple[str, dict[str, Any], Blocks]]:
+    """Each method activity's name, journal entry and contract blocks."""
+    return [
+        (activity_name(entry), entry, blocks_of(entry.get("output")))
+        for phase, entry in iter_entries(journal)
+        if phase == "method"
+    ]
+
+
+def _evidence_gaps(
+    journal: dict[str, Any], measured: list[tuple[str, Availability]], limits: Criteria
+) -> list[Reason]:
+    """The criteria nobody measured: no availability measurement where the
+    criteria ask for one, a measurement that does not cover the disruption, a
+    recovery never measured, a disruptive scenario that disrupted nothing."""
+    if journal.get("status") in ("interrupted", "aborted"):
+        return []  # said already: an interrupted run proves nothing either way
+    gaps: list[Reason] = []
+    wants_availability = limits.get("disruptive") or any(
+        limits.get(key) is not None
+        for key in ("min_success_rate", "max_downtime_s", "max_longest_outage_s")
+    )
+    if wants_availability and not measured:
+        gaps.append(
+            reason(
+                NO_EVIDENCE,
+                "not measured: availability: the method has no availability measurement "
+                "(add the availability monitor)",
+            )
+        )
+    entries = method_blocks(journal)
+    done = [
+        d
+        for _, _, blocks in entries
+        for d in blocks["disruptions"]
+        if d.get("status") == "done" and d.get("kind") != "cordon"
+    ]
+    if limits.get("disruptive"):
+        attempted = [d for _, _, blocks in entries for d in blocks["disruptions"]]
+        if not done:
+            states = sorted({str(d.get("status")) for d in attempted}) or ["no disruption"]
+            gaps.append(
+                reason(
+                    NO_EVIDENCE,
+                    "not measured: disrupted: nothing was really disrupted "
+                    f"({', '.join(states)}), so the scenario proves nothing",
+                    None,
+                    states,
+                )
+            )
+    for name, block in measured:
+        start, end = epoch(block.get("started_at")), epoch(block.get("ended_at"))
+        if start is None or end is None:
+            continue
+        outside = [
+            d for d in done if (at := epoch(d.get("at"))) is not None and not start <= at <= end
+        ]
+        if outside:
+            what = ", ".join(f"{d['kind']} of {d.get('pod') or d.get('node')}" for d in outside)
+            gaps.append(
+                _not_measured(name, f"the measurement does not cover the disruption ({what})")
+            )
+    for name, entry, blocks in entries:
+        if entry.get("status") == "failed" or is_interrupted(entry):
+            continue  # the activity's failure says it already
+        for figure in blocks["recoveries"]:
+            if figure.get("primary") and figure.get("seconds") is None:
+                gaps.append(
+                    _not_measured(
+                        name,
+                        f"{figure.get('metric')}: no recovery after the disruption was seen",
+                    )
+                )
+    return gaps
 
 
 def _text(value: Any) -> str:

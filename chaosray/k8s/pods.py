@@ -352,3 +352,42 @@ class PodSet:
 
     def ready(self) -> list[Any]:
         return [p for p in self.pods.values() if is_ready(p)]
+
+
+@dataclass
+class ReadyObservation:
+    """What a watch of a selector's Ready pods saw over a span of time."""
+
+    fewest: int  # the fewest Ready pods at any moment
+    fewest_at: float  # epoch seconds: when the fewest was first seen
+    not_ready_then: list[str]  # the pods that were not Ready at that moment
+    ready_at_end: int
+    watched_s: float
+
+
+def observe_ready(
+    core: client.CoreV1Api, namespace: str, label_selector: str, seconds: float
+) -> ReadyObservation:
+    """Watch ``label_selector`` for ``seconds`` (events, not polls): the fewest
+    Ready pods seen, when, and which pods were not Ready then."""
+    started = time.monotonic()
+    listing = list_pods(core, namespace, label_selector)
+    state = PodSet(listing.items)
+
+    def not_ready() -> list[str]:
+        return sorted(n for n, p in state.pods.items() if not is_ready(p))
+
+    fewest, fewest_at, missing = len(state.ready()), time.time(), not_ready()
+    deadline = started + max(0.0, seconds)
+    if seconds > 0:
+        version = str(listing.metadata.resource_version)
+        for kind, obj in watch_pods(core, namespace, label_selector, version, deadline):
+            state.apply(kind, obj)
+            if len(state.ready()) < fewest:
+                fewest, fewest_at, missing = len(state.ready()), time.time(), not_ready()
+        remaining = deadline - time.monotonic()
+        if remaining > 0:  # the watch ended early (API server gone): keep the cadence
+            time.sleep(remaining)
+    return ReadyObservation(
+        fewest, fewest_at, missing, len(state.ready()), time.monotonic() - started
+    )

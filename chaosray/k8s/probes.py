@@ -28,6 +28,7 @@ from chaosray.k8s.pods import (
     is_terminating,
     last_disruption,
     list_pods,
+    observe_ready,
     read,
     ready_since,
     require_pods,
@@ -39,6 +40,7 @@ from chaosray.metrics import to_epoch
 __all__ = [
     "cordoned_nodes",
     "count_ready_pods",
+    "min_ready_pods_during",
     "node_running_pod",
     "pdb_blocks_disruption",
     "pdb_budget_is",
@@ -309,19 +311,24 @@ def wait_for_ready_pods(
     secrets: Secrets = None,
 ) -> dict[str, Any]:
     """Wait until at least `count` pods of `label_selector` are Ready, watching
-    the API (no sleep-polling), for at most `timeout` seconds.
+    the API (no sleep-polling), at most `timeout` seconds **after the
+    disruption**: from `since` (epoch seconds or RFC 3339), else from the
+    deletion/eviction time of the last pod a chaosray action disrupted in this
+    namespace, else (no disruption known) from the start of the wait. A wait
+    that starts 200 s after the deletion with a 300 s timeout waits 100 s.
 
-    Recovery is measured from Kubernetes' own timestamps: from `since` (epoch
-    seconds or RFC 3339), else from the deletion/eviction time of the last pod
-    a chaosray action disrupted in this namespace, to the Ready condition's
-    lastTransitionTime of the last pod that became Ready after it (API
-    timestamps have 1 s resolution). `observed_recovery_s` is the same span
-    as seen by this watch, to sub-second resolution (an upper bound when the
-    pods were already Ready as the wait began).
+    Recovery is measured from Kubernetes' own timestamps: from that instant
+    to the Ready condition's lastTransitionTime of the last pod that became
+    Ready after it (API timestamps have 1 s resolution). It fails when that is
+    more than `timeout`, even if the pods are Ready by the time the wait
+    looks. `recovery_s` is None when no pod became Ready after the
+    disruption (no replacement was seen). `observed_recovery_s` is the same
+    span as seen by this watch, to sub-second resolution (an upper bound when
+    the pods were already Ready as the wait began).
 
-    Returns `ready`, `count`, `waited_s`, `recovery_s`, `observed_recovery_s`,
-    `since`, `since_source`, `recovered_at`, `pods`. On timeout it fails,
-    naming the pods that were not Ready and why.
+    Returns `ready`, `count`, `timeout_s`, `waited_s`, `recovery_s`,
+    `observed_recovery_s`, `since`, `since_source`, `recovered_at`, `pods`.
+    On timeout it fails, naming the pods that were not Ready and why.
     """
     if not isinstance(count, int) or count < 0:
         raise ActivityFailed(f"count must be a whole number >= 0, got {count!r}")
@@ -342,7 +349,9 @@ def wait_for_ready_pods(
     if not listing.items:
         ensure_namespace(core, namespace)
     state = PodSet(listing.items)
-    deadline = start_mono + timeout
+    # The bound counts from the disruption, not from the start of this wait.
+    already_s = max(0.0, start_wall.timestamp() - origin.timestamp())
+    deadline = start_mono + max(0.0, timeout - already_s)
     # Already true when the wait begins: the watch saw it no later than now.
     observed_at: float | None = start_mono if len(state.ready()) >= count else None
     if observed_at is None:
@@ -362,14 +371,20 @@ def wait_for_ready_pods(
         )
         raise RecoveryTimeout(
             f"only {len(ready)} of {count} pods matching {label_selector!r} in {namespace!r} "
-            f"were Ready after {timeout:g}s; not Ready: {details}"
+            f"were Ready {timeout:g}s after the {source}; not Ready: {details}"
         )
     since_epoch = origin.timestamp()
     became_ready = [
         t for t in (ready_since(p) for p in ready) if t and t.timestamp() >= since_epoch - 1
     ]
     recovered = max(became_ready) if became_ready else None
-    recovery_s = max(0.0, recovered.timestamp() - since_epoch) if recovered else 0.0
+    recovery_s = max(0.0, recovered.timestamp() - since_epoch) if recovered else None
+    if recovered is not None and recovery_s is not None and recovery_s > timeout:
+        raise RecoveryTimeout(
+            f"{count} pods matching {label_selector!r} in {namespace!r} are Ready, but the last "
+            f"became Ready {recovery_s:.0f}s after the {source} ({recovered.isoformat()}), "
+            f"more than the {timeout:g}s allowed"
+        )
     observed_s = (
         (start_wall.timestamp() + (observed_at - start_mono)) - since_epoch
         if observed_at is not None
@@ -383,6 +398,7 @@ def wait_for_ready_pods(
     return {
         "ready": len(ready),
         "count": count,
+        "timeout_s": timeout,
         "waited_s": waited,
         "recovery_s": recovery_s,
         "observed_recovery_s": observed_s,
@@ -393,6 +409,53 @@ def wait_for_ready_pods(
             recovery("observed_recovery_s", observed_s, when, primary=False),
         ],
     }
+
+
+def min_ready_pods_during(
+    label_selector: str,
+    at_least: int,
+    duration: float,
+    namespace: str = "default",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Watch the pods of `label_selector` for `duration` seconds (API watch
+    events, every change seen, not samples) and fail if fewer than
+    `at_least` were Ready at any moment, naming when and which pods were
+    not Ready. Run it in the background right after a disruption, for the
+    observation, so "at least N stay Ready" is checked throughout and not
+    only before and after.
+
+    Returns `fewest_ready`, `fewest_at` (RFC 3339), `not_ready_then`,
+    `ready_at_end`, `at_least`, `watched_s`.
+    """
+    if isinstance(at_least, bool) or not isinstance(at_least, int) or at_least < 0:
+        raise ActivityFailed(f"at_least must be a whole number >= 0, got {at_least!r}")
+    if isinstance(duration, bool) or not isinstance(duration, int | float) or duration <= 0:
+        raise ActivityFailed(f"duration must be a positive number of seconds, got {duration!r}")
+    core = core_v1(secrets)
+    ensure_namespace(core, namespace)
+    seen = observe_ready(core, namespace, label_selector, float(duration))
+    fewest_at = datetime.fromtimestamp(seen.fewest_at, UTC).isoformat()
+    result = {
+        "fewest_ready": seen.fewest,
+        "fewest_at": fewest_at,
+        "not_ready_then": seen.not_ready_then,
+        "ready_at_end": seen.ready_at_end,
+        "at_least": at_least,
+        "watched_s": round(seen.watched_s, 3),
+    }
+    if seen.fewest < at_least:
+        raise ActivityFailed(
+            f"only {seen.fewest} pods matching {label_selector!r} in {namespace!r} were Ready "
+            f"at {fewest_at} (at least {at_least} must stay Ready); not Ready then: "
+            f"{', '.join(seen.not_ready_then) or 'none listed'}"
+        )
+    logger.info(
+        f"{label_selector}: at least {seen.fewest} Ready throughout {seen.watched_s:.0f}s "
+        f"(required {at_least})"
+    )
+    return result
 
 
 def _why_not_ready(pod: Any) -> str:

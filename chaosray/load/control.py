@@ -144,7 +144,7 @@ def _settings(
     payload: str = "{}",
     rate: int = 10,
     duration: str = "1h",
-    timeout: str = "5s",
+    timeout: str | float = "5s",
     max_vus: int | None = None,
     threshold_failure_rate: float | None = 0.05,
     threshold_p95_ms: float | None = None,
@@ -178,6 +178,12 @@ def _settings(
         raise ValueError(
             f"rate must be a whole number of requests/s in 1..{MAX_RATE}, got {rate!r}"
         )
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        # Seconds, as the experiments' request_timeout_s gives it: one
+        # definition of a failed request for k6 and the monitor.
+        if not 0 < timeout <= 3600:
+            raise ValueError(f"timeout must be > 0 and <= 3600 seconds, got {timeout!r}")
+        timeout = f"{round(timeout * 1000)}ms"
     for name, value in (("duration", duration), ("timeout", timeout)):
         if not isinstance(value, str) or not DURATION_RE.match(value):
             raise ValueError(

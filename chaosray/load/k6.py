@@ -286,6 +286,9 @@ def k6_result(
         requests_total = sent + dropped
         failed = int(summary.get("failed") or 0) + dropped
         success_rate = 1.0 - failed / requests_total if requests_total else None
+        if not requests_total and status == "passed":
+            status = "error"  # a run that sent nothing measured nothing
+            result.update(status=status, error="k6 sent no request")
         result.update(
             {
                 "requests": requests_total,
@@ -297,6 +300,7 @@ def k6_result(
                 "target": summary.get("target"),
                 "rate_per_s": summary.get("rate"),
                 "max_vus": summary.get("max_vus"),
+                "timeout_s": summary.get("timeout_s"),
             }
         )
         limit = summary.get("threshold_failure_rate")

@@ -91,5 +91,6 @@ def monitor_availability(
         f"downtime {summary['total_downtime_s']:.2f}s "
         f"in {len(summary['downtime_windows'])} window(s)"
     )
+    summary["timeout_s"] = target.timeout  # a slower request counts as failed
     summary[AVAILABILITY_KEY] = availability_of(summary)
     return summary

@@ -291,22 +291,26 @@ def wait_for_redis_rejoin(
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
-    """Wait (at most `timeout` seconds, default 120) until `count` Redis pods
-    are Ready again and replication is whole (one primary, every replica
-    linked): the replacement has rejoined.
+    """Wait until `count` Redis pods are Ready again and replication is whole
+    (one primary, every replica linked): the replacement has rejoined. Both
+    must happen at most `timeout` seconds (default 120) **after the
+    deletion** (the last pod a chaosray action deleted here; the start of the
+    wait when there is none). Run it in the background right after the
+    deletion, so `rejoin_s` is measured while it happens (replication is
+    checked every 0.5 s).
 
     Returns `recovery_s` (deletion to Ready, from Kubernetes' timestamps),
-    `rejoin_s` (from the disruption until replication was whole, as observed),
+    `rejoin_s` (from the deletion until replication was seen whole),
     `ready_wait` (the pod wait's details) and `replication` (the final status);
     after `delete_redis_pod`, also `deleted` (pod and role) and `failover`
     (`primary_before`, `primary_after`, `happened`: the Sentinels promoted
     another pod).
     Fails naming what was still wrong at the timeout.
     """
-    started = time.monotonic()
     ready = wait_for_ready_pods(
         label_selector, count, namespace, timeout, None, configuration, secrets
     )
+    since_epoch = to_epoch(ready["since"])
     status: dict[str, Any] = {}
     while True:
         try:
@@ -324,11 +328,13 @@ def wait_for_redis_rejoin(
             status = {"healthy": False, "problems": [str(exc)]}
         if status["healthy"] and len(status.get("replicas", {})) == count - 1:
             break
-        if time.monotonic() - started > timeout:
+        if time.time() - since_epoch > timeout:
             wrong = "; ".join(status["problems"]) or "replicas missing"
-            raise RecoveryTimeout(f"Redis did not rejoin within {timeout:g}s: {wrong}")
+            raise RecoveryTimeout(
+                f"Redis did not rejoin within {timeout:g}s of the {ready['since_source']}: {wrong}"
+            )
         time.sleep(0.5)
-    rejoin_s = max(0.0, time.time() - to_epoch(ready["since"]))
+    rejoin_s = max(0.0, time.time() - since_epoch)
     result = {
         RECOVERIES_KEY: [
             recovery("recovery_s", ready["recovery_s"], ready),

@@ -23,6 +23,9 @@ CONFIGURATION: dict[str, Any] = {
     # measured, not forbidden.
     "head_delete_min_success_rate": env("CHAOSRAY_HEAD_DELETE_MIN_SUCCESS_RATE", 0.0, "float"),
     "reconnect_timeout_s": env("CHAOSRAY_RECONNECT_TIMEOUT_S", 60.0, "float"),
+    # The most total outage users may see while the head is replaced (the
+    # plan measures it and sets no value; 60 s: back within a minute).
+    "head_delete_max_outage_s": env("CHAOSRAY_HEAD_DELETE_MAX_OUTAGE_S", 60.0, "float"),
 }
 
 EXPERIMENT: dict[str, Any] = {
@@ -34,7 +37,7 @@ EXPERIMENT: dict[str, Any] = {
     ),
     "tags": ["ray", "kuberay", "head", "gcs", "pod-delete"],
     "contributions": CONTRIBUTIONS,
-    "controls": disruptive_controls("head_delete_min_success_rate"),
+    "controls": disruptive_controls("head_delete_min_success_rate", "head_delete_max_outage_s"),
     "steady-state-hypothesis": {
         "title": SERVICE_IS_WHOLE,
         "probes": [HEAD_READY, WORKERS_READY, inference_succeeds()],

@@ -57,6 +57,10 @@ CONFIGURATION: dict[str, Any] = {
     "slo_period_days": env("CHAOSRAY_SLO_PERIOD_DAYS", 30.0, "float"),
     "slo_latency_p99_ms": env("CHAOSRAY_SLO_LATENCY_P99_MS", ""),
     "max_budget_share": env("CHAOSRAY_MAX_BUDGET_SHARE", ""),
+    # Outage limits on what users saw ("" = no limit; the plan sets none):
+    # the total time in downtime windows, and the longest window.
+    "max_downtime_s": env("CHAOSRAY_MAX_DOWNTIME_S", ""),
+    "max_longest_outage_s": env("CHAOSRAY_MAX_LONGEST_OUTAGE_S", ""),
 }
 
 # The safety settings (chaosray/k8s/safety.py), declared last; reads.py says
@@ -95,6 +99,8 @@ K6_LOAD: dict[str, Any] = {
             "payload": "${inference_payload}",
             "rate": "${load_rate}",
             "threshold_failure_rate": "${load_threshold_failure_rate}",
+            # The monitor's timeout: one definition of a failed request.
+            "timeout": "${request_timeout_s}",
         },
     },
 }
@@ -117,24 +123,35 @@ POD_TIMELINE: dict[str, Any] = {
 }
 
 
-def verdict(min_success_rate: str | None = None) -> dict[str, Any]:
-    """The verdict control; ``min_success_rate``: the key of its threshold."""
+def verdict(
+    min_success_rate: str | None = None, max_downtime_s: str = "max_downtime_s"
+) -> dict[str, Any]:
+    """The verdict control; ``min_success_rate``: the key of its threshold
+    (None: a validation, judged on its probes only); ``max_downtime_s``: the
+    key of its total-downtime limit."""
     provider: dict[str, Any] = {"type": "python", "module": "chaosray.verdict"}
     if min_success_rate is not None:
         provider["arguments"] = {
             "min_success_rate": "${" + min_success_rate + "}",
+            "max_downtime_s": "${" + max_downtime_s + "}",
+            "max_longest_outage_s": "${max_longest_outage_s}",
             "max_budget_share": "${max_budget_share}",
             "slo_target": "${slo_target}",
             "slo_period_days": "${slo_period_days}",
             "slo_latency_p99_ms": "${slo_latency_p99_ms}",
+            # A dry run, a skipped step or a measurement that missed the
+            # disruption is "not measured", never a pass.
+            "disruptive": True,
         }
     return {"name": "verdict", "provider": provider}
 
 
-def disruptive_controls(min_success_rate: str = "min_success_rate") -> list[dict[str, Any]]:
+def disruptive_controls(
+    min_success_rate: str = "min_success_rate", max_downtime_s: str = "max_downtime_s"
+) -> list[dict[str, Any]]:
     """A scenario's controls: the settings check first (nothing may start
     before it has looked), the load, the pod timeline, the verdict."""
-    return [SETTINGS_CHECK, K6_LOAD, POD_TIMELINE, verdict(min_success_rate)]
+    return [SETTINGS_CHECK, K6_LOAD, POD_TIMELINE, verdict(min_success_rate, max_downtime_s)]
 
 
 VALIDATION_CONTROLS: list[dict[str, Any]] = [SETTINGS_CHECK, verdict()]

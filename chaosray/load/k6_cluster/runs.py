@@ -399,6 +399,8 @@ class ClusterK6:
             )
         if self.problems:
             result["error"] = "; ".join(self.problems)
+            if result.get("status") == "passed":
+                result["status"] = "error"  # a problem is never a pass
         return result
 
     def delete(self, timeout: float = 60.0) -> None:

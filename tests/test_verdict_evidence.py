@@ -1,0 +1,238 @@
+"""No evidence is never a pass, and bounds count from the disruption (#21).
+
+The pure tests build journals from the contract's own block builders (the
+shapes the activities write); the rig tests run the shipped experiments with
+the real ``chaos run`` against the test cluster (real API server, controllers,
+KubeRay; kwok nodes) and show a verdict that a broken criterion fails.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from chaosray.contract import availability_of, disruption, recovery
+from chaosray.judge import NO_EVIDENCE, criteria, judge
+from chaosray.load.k6 import k6_result
+from chaosray.wait import wait_until
+from tests.rig.http_server import ScheduledServer
+from tests.rig.kube import NAMESPACE, WORKERS, KubeCluster, ready_pods
+from tests.test_experiments import _cordon_all, _run, _verdict
+
+T0 = 1_800_000_000.0
+DISRUPTIVE = criteria(min_success_rate=0.95, disruptive=True)
+
+
+def _entry(name: str, output: dict[str, Any], status: str = "succeeded") -> dict[str, Any]:
+    provider = {"type": "python", "module": "m", "func": "f"}
+    return {
+        "activity": {"type": "probe", "name": name, "provider": provider},
+        "status": status,
+        "output": output,
+        "start": "2027-01-15T08:00:00",
+        "end": None,
+    }
+
+
+def _monitor(requests: int = 300, failed: int = 0, **extra: Any) -> dict[str, Any]:
+    figures = {
+        "requests": requests,
+        "failed": failed,
+        "success_rate": 1 - failed / requests if requests else None,
+        "downtime_windows": [],
+        "total_downtime_s": 0.0 if requests else None,
+        "longest_outage_s": 0.0 if requests else None,
+        "started_at": T0,
+        "ended_at": T0 + 40,
+        "ended_by": "stop_action",
+        **extra,
+    }
+    return _entry("availability-monitor", {"availability": availability_of(figures)})
+
+
+def _deleted(at: float = T0 + 10, status: Any = "done") -> dict[str, Any]:
+    block = disruption("delete", at=at, at_source="api", pod="w-1", status=status)
+    return _entry("delete-one-worker", {"disruptions": [block]})
+
+
+def _journal(*entries: dict[str, Any], k6: dict[str, Any] | None = None) -> dict[str, Any]:
+    journal: dict[str, Any] = {"status": "completed", "run": list(entries)}
+    if k6 is not None:
+        journal["chaosray"] = {"k6": k6}
+    return journal
+
+
+def _messages(journal: dict[str, Any], limits: Any = DISRUPTIVE) -> list[str]:
+    verdict = judge(journal, limits)
+    assert verdict["passed"] is (not verdict["reasons"])
+    return [r["message"] for r in verdict["reasons"]]
+
+
+def test_a_whole_measured_disruption_passes() -> None:
+    assert _messages(_journal(_monitor(), _deleted())) == []
+
+
+def test_a_measurement_of_no_request_is_not_measured_not_a_pass() -> None:
+    messages = _messages(_journal(_monitor(requests=0), _deleted()))
+    assert messages == ["not measured: availability-monitor: no request was measured"]
+    # Even with only a downtime limit (no success-rate floor).
+    only_downtime = criteria(max_downtime_s=10)
+    assert _messages(_journal(_monitor(requests=0)), only_downtime) == messages
+
+
+def test_criteria_that_ask_for_availability_with_no_measurement_fail() -> None:
+    verdict = judge(_journal(_deleted()), DISRUPTIVE)
+    assert verdict["passed"] is False
+    assert [r["kind"] for r in verdict["reasons"]] == [NO_EVIDENCE]
+    assert verdict["reasons"][0]["message"].startswith(
+        "not measured: availability: the method has no availability measurement"
+    )
+    # A validation (no availability criteria) is judged on its probes only.
+    assert _messages(_journal(_deleted()), criteria()) == []
+
+
+def test_a_dry_run_or_skipped_disruption_proves_nothing() -> None:
+    for status in ("dry_run", "skipped"):
+        messages = _messages(_journal(_monitor(), _deleted(status=status)))
+        assert messages == [
+            f"not measured: disrupted: nothing was really disrupted ({status}), "
+            "so the scenario proves nothing"
+        ]
+    nothing = _messages(_journal(_monitor()))
+    assert nothing == [
+        "not measured: disrupted: nothing was really disrupted (no disruption), "
+        "so the scenario proves nothing"
+    ]
+    # Not disruptive criteria: a dry run is a fine validation.
+    assert _messages(_journal(_monitor(), _deleted(status="dry_run")), criteria()) == []
+
+
+def test_a_measurement_that_missed_the_disruption_or_stopped_at_its_cap_fails() -> None:
+    late = _messages(_journal(_monitor(), _deleted(at=T0 + 55)))
+    assert late == [
+        "not measured: availability-monitor: the measurement does not cover the disruption "
+        "(delete of w-1)"
+    ]
+    capped = _messages(_journal(_monitor(ended_by="duration"), _deleted()))
+    assert capped == [
+        "not measured: availability-monitor: the measurement stopped at its own duration cap "
+        "before the method ended (raise its duration)"
+    ]
+
+
+def test_a_recovery_never_seen_is_not_measured() -> None:
+    unseen = recovery("recovery_s", None, {"since": "x", "since_source": "delete of pod w-1"})
+    seen = recovery("recovery_s", 12.0, {"since": "x"})
+    wait = _entry("replacement-ready", {"recoveries": [unseen]})
+    assert _messages(_journal(_monitor(), _deleted(), wait)) == [
+        "not measured: replacement-ready: recovery_s: no recovery after the disruption was seen"
+    ]
+    fine = _entry("replacement-ready", {"recoveries": [seen]})
+    assert _messages(_journal(_monitor(), _deleted(), fine)) == []
+
+
+def test_outage_limits_decide() -> None:
+    window = {"start": T0 + 11, "end": T0 + 16, "duration_s": 5.0, "failed_requests": 50}
+    outage = _monitor(
+        failed=10, downtime_windows=[window], total_downtime_s=5.0, longest_outage_s=5.0
+    )
+    journal = _journal(outage, _deleted())
+    assert _messages(journal, criteria(max_longest_outage_s=4.0, disruptive=True)) == [
+        "availability-monitor: longest outage 5.00s above 4s"
+    ]
+    assert _messages(journal, criteria(max_downtime_s="", max_longest_outage_s="6")) == []
+
+
+def test_k6_that_sent_nothing_or_noted_a_problem_fails() -> None:
+    summary = {"requests": 0, "failed": 0, "dropped_iterations": 0, "thresholds": {}}
+    silent = k6_result("local", 0, summary, None, T0, T0 + 40, "")
+    assert silent["status"] == "error" and silent["error"] == "k6 sent no request"
+    messages = _messages(_journal(_monitor(), _deleted(), k6=silent))
+    assert messages == ["k6 load error: k6 sent no request"]
+    # A result whose own status says passed with a problem noted, or no request.
+    noted = {"status": "passed", "requests": 400, "error": "k6 could not be stopped: refused"}
+    assert _messages(_journal(_monitor(), _deleted(), k6=noted)) == [
+        "k6 load error: k6 could not be stopped: refused"
+    ]
+    empty = {"status": "passed", "requests": 0}
+    assert _messages(_journal(_monitor(), _deleted(), k6=empty)) == [
+        "not measured: the k6 load sent no request, so its thresholds prove nothing"
+    ]
+
+
+def test_an_interrupted_run_is_interrupted_not_unmeasured() -> None:
+    journal = _journal(_monitor(requests=0))
+    journal["status"] = "interrupted"
+    assert _messages(journal) == [
+        "the experiment was interrupted",
+        "not measured: availability-monitor: no request was measured",
+    ]
+
+
+# --- the shipped experiments on the test cluster -----------------------------------------
+
+
+def test_worker_delete_in_dry_run_fails_as_not_disrupted(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    before = {p.metadata.uid for p in ready_pods(topology.core(), WORKERS)}
+    run = _run("worker-delete", topology, scheduled_server, tmp_path, chaosray_dry_run="true")
+    assert run.returncode == 1, run.console
+    reasons = _verdict(run)["reasons"]
+    assert any(
+        r.startswith("not measured: disrupted: nothing was really disrupted") for r in reasons
+    )
+    assert {p.metadata.uid for p in ready_pods(topology.core(), WORKERS)} == before
+
+
+def _uncordon_after_a_deletion(
+    core: client.CoreV1Api, uids: set[str], after: float
+) -> threading.Thread:
+    """Uncordon every node ``after`` seconds once one of ``uids`` is being
+    deleted: the replacement then schedules, and is Ready that long after."""
+
+    def deleting() -> bool:
+        pods = core.list_namespaced_pod(NAMESPACE, label_selector=WORKERS).items
+        live = {p.metadata.uid for p in pods if p.metadata.deletion_timestamp is None}
+        return not uids <= live
+
+    def run() -> None:
+        wait_until(deleting, timeout=120, interval=0.2, description="a worker deletion")
+        time.sleep(after)
+        for node in core.list_node().items:
+            core.patch_node(node.metadata.name, {"spec": {"unschedulable": None}})
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_replacement_ready_later_than_the_bound_after_the_deletion_fails(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    """The replacement becomes Ready about 6 s after the deletion, before the
+    wait begins (after a 10 s observation): with a 4 s bound counted from
+    the deletion it fails; a wait that timed itself would pass it."""
+    core = topology.core()
+    before = {p.metadata.uid for p in ready_pods(core, WORKERS)}
+    _cordon_all(core)
+    helper = _uncordon_after_a_deletion(core, before, after=6.0)
+    run = _run(
+        "worker-delete",
+        topology,
+        scheduled_server,
+        tmp_path,
+        observe_s=10.0,
+        replacement_timeout_s=4.0,
+    )
+    helper.join(timeout=5)
+    assert run.returncode == 1, run.console
+    reasons = " ".join(_verdict(run)["reasons"])
+    assert "replacement-ready failed" in reasons, reasons
+    assert "more than the 4s allowed" in reasons, reasons
+    wait = run.run_entry("replacement-ready")
+    assert wait["status"] == "failed"
