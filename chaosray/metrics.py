@@ -39,6 +39,12 @@ Definitions (they are what every report of this project means):
   judgement is made once the stream is one window long, and a trailing window
   needs two requests to be out: below two requests per ``outage_window_s``,
   choose a longer window.
+- **Failures by status**: each downtime and outage window counts its failed
+  requests by what they got: the HTTP status (``"502"``), else what happened
+  instead of an answer (``"timeout"``, ``"connection error"``, ``"request
+  error"``, ``"dropped"``), else ``"unknown"`` (a sender that records no
+  status or error, such as k6's per-request metric). A window whose failures
+  are all ``"unknown"`` carries no status codes: nothing can be said about them.
 - **Recovery time**: seconds from a disruption (for example a pod's deletion
   time) to the moment the replacement is ready (for example its Ready
   condition's lastTransitionTime), both from Kubernetes' own timestamps.
@@ -48,7 +54,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +77,9 @@ AVAILABILITY_FIGURES = (
 DEFAULT_OUTAGE_WINDOW_S = 1.0
 DEFAULT_OUTAGE_THRESHOLD = 0.5
 PERCENTILES = (50.0, 95.0, 99.0)
+# What a failed request without an HTTP status is counted as, by the start of its error.
+NO_ANSWER_KINDS = ("timeout", "connection error", "request error", "dropped")
+UNKNOWN_FAILURE = "unknown"
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,15 @@ class Request:
     latency: float | None = None
     status: int | None = None
     error: str | None = None
+
+
+def failure_kind(request: Request) -> str:
+    """What a failed request got (see "Failures by status"): ``"502"``,
+    ``"timeout"``, ``"connection error"``, ... or ``"unknown"``."""
+    if request.status is not None:
+        return str(request.status)
+    error = request.error or ""
+    return next((kind for kind in NO_ANSWER_KINDS if error.startswith(kind)), UNKNOWN_FAILURE)
 
 
 def exact_percentile(values: list[float], pct: float) -> float:
@@ -159,6 +177,8 @@ class DowntimeWindow:
     end: float
     failed_requests: int
     open: bool = False
+    # Failed requests by status (see "Failures by status").
+    failures_by_status: dict[str, int] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -171,6 +191,7 @@ class DowntimeWindow:
             "duration_s": self.duration,
             "failed_requests": self.failed_requests,
             "open": self.open,
+            "failures_by_status": dict(sorted(self.failures_by_status.items())),
         }
 
 
@@ -183,19 +204,24 @@ class SlidingOutages:
             raise ValueError(f"outage window {window_s!r} s / threshold {threshold!r} out of range")
         self.window_s = window_s
         self.threshold = threshold
-        self._recent: deque[tuple[float, bool]] = deque()
+        # (sent, ok, failure kind) of the trailing window.
+        self._recent: deque[tuple[float, bool, str | None]] = deque()
         self._failed_recent = 0
         self._closed: list[DowntimeWindow] = []
         self._start: float | None = None
         self._failed_in_window = 0
+        self._by_status: Counter[str] = Counter()
         self._last_failed = 0.0
         self._first: float | None = None
         self._last_end = float("-inf")
 
-    def add(self, sent: float, ok: bool) -> None:
+    def add(self, sent: float, ok: bool, failure: str | None = None) -> None:
+        """One request; ``failure``: what a failed one got (see "Failures by
+        status"; None: ``"unknown"``)."""
         if self._first is None:
             self._first = sent
-        self._recent.append((sent, ok))
+        kind = None if ok else (failure or UNKNOWN_FAILURE)
+        self._recent.append((sent, ok, kind))
         self._failed_recent += not ok
         while self._recent[0][0] <= sent - self.window_s:
             self._failed_recent -= not self._recent.popleft()[1]
@@ -214,22 +240,27 @@ class SlidingOutages:
             if out:
                 # Windows never overlap: a new one starts after the last one ended.
                 self._start = next(
-                    t for t, good in self._recent if not good and t >= self._last_end
+                    t for t, good, _kind in self._recent if not good and t >= self._last_end
                 )
-                self._failed_in_window = sum(
-                    1 for t, good in self._recent if not good and t >= self._start
+                self._by_status = Counter(
+                    str(k) for t, good, k in self._recent if not good and t >= self._start
                 )
+                self._failed_in_window = sum(self._by_status.values())
             return
         if out:
             self._failed_in_window += not ok
+            if kind is not None:
+                self._by_status[kind] += 1
             return
         # Recovered at the first success after the trailing window's last failure.
         end = sent
-        for t, good in reversed(self._recent):
+        for t, good, _kind in reversed(self._recent):
             if not good:
                 break
             end = t
-        self._closed.append(DowntimeWindow(self._start, end, self._failed_in_window))
+        self._closed.append(
+            DowntimeWindow(self._start, end, self._failed_in_window, False, dict(self._by_status))
+        )
         self._last_end = end
         self._start = None
 
@@ -237,7 +268,13 @@ class SlidingOutages:
         windows = list(self._closed)
         if self._start is not None:
             windows.append(
-                DowntimeWindow(self._start, self._last_failed, self._failed_in_window, open=True)
+                DowntimeWindow(
+                    self._start,
+                    self._last_failed,
+                    self._failed_in_window,
+                    True,
+                    dict(self._by_status),
+                )
             )
         return windows
 
@@ -269,6 +306,7 @@ class RequestStats:
     _open_start: float | None = None
     _open_last: float = 0.0
     _open_count: int = 0
+    _open_by_status: Counter[str] = field(default_factory=Counter)
     _outages: SlidingOutages | None = None
 
     def __post_init__(self) -> None:
@@ -290,7 +328,8 @@ class RequestStats:
             self.first_sent = request.sent
         self.last_sent = request.sent
         assert self._outages is not None
-        self._outages.add(request.sent, request.ok)
+        failure = None if request.ok else failure_kind(request)
+        self._outages.add(request.sent, request.ok, failure)
         if self._base_second is None:
             self._base_second = int(request.sent)
         index = int(request.sent) - self._base_second
@@ -305,7 +344,13 @@ class RequestStats:
                 self.latency.add(request.latency)
             if self._open_start is not None:
                 self.windows.append(
-                    DowntimeWindow(self._open_start, request.sent, self._open_count)
+                    DowntimeWindow(
+                        self._open_start,
+                        request.sent,
+                        self._open_count,
+                        False,
+                        dict(self._open_by_status),
+                    )
                 )
                 self._open_start = None
         else:
@@ -313,7 +358,9 @@ class RequestStats:
             if self._open_start is None:
                 self._open_start = request.sent
                 self._open_count = 0
+                self._open_by_status = Counter()
             self._open_count += 1
+            self._open_by_status[str(failure)] += 1
             self._open_last = request.sent
 
     def add_all(self, requests: Iterable[Request]) -> RequestStats:
@@ -334,7 +381,13 @@ class RequestStats:
         windows = list(self.windows)
         if self._open_start is not None:
             windows.append(
-                DowntimeWindow(self._open_start, self._open_last, self._open_count, open=True)
+                DowntimeWindow(
+                    self._open_start,
+                    self._open_last,
+                    self._open_count,
+                    True,
+                    dict(self._open_by_status),
+                )
             )
         return windows
 

@@ -233,3 +233,40 @@ def test_outage_windows_of_a_flapping_service_never_overlap() -> None:
     for before, after in itertools.pairwise(windows):
         assert before["end"] <= after["start"], (before, after)
     assert sum(w["failed_requests"] for w in windows) <= summary["failed"]
+
+
+def test_windows_count_their_failed_requests_by_status() -> None:
+    """Each window says what its failed requests got: the HTTP status, else
+    what happened instead of an answer, else "unknown" (no status recorded)."""
+    ok = [Request(sent=1000.0 + i * 0.1, ok=True, latency=0.01, status=200) for i in range(20)]
+    failed = [
+        Request(sent=1002.0 + i * 0.1, ok=False, status=502, error="HTTP 502") for i in range(12)
+    ] + [
+        Request(sent=1003.2 + i * 0.1, ok=False, error="timeout after 2s") for i in range(8)
+    ]  # fmt: skip
+    back = [Request(sent=1004.0 + i * 0.1, ok=True, latency=0.01, status=200) for i in range(20)]
+    unanswered = [
+        Request(sent=1006.0, ok=False, error="connection error: [Errno 111] refused"),
+        Request(sent=1006.1, ok=False, error="dropped"),
+        Request(sent=1006.2, ok=False),  # k6's per-request metric: no status, no error
+        Request(sent=1006.3, ok=True, latency=0.01, status=200),
+    ]
+    summary = summarize([*ok, *failed, *back, *unanswered])
+    first, second = summary["downtime_windows"]
+    assert first["failed_requests"] == 20
+    assert first["failures_by_status"] == {"502": 12, "timeout": 8}
+    assert second["failures_by_status"] == {"connection error": 1, "dropped": 1, "unknown": 1}
+    (outage,) = summary["outage_windows"]
+    assert outage["failures_by_status"] == {"502": 12, "timeout": 8}
+    assert sum(outage["failures_by_status"].values()) == outage["failed_requests"]
+
+
+def test_an_open_window_counts_its_failures_by_status_too() -> None:
+    requests = [Request(sent=1000.0 + i * 0.1, ok=True, latency=0.01) for i in range(20)] + [
+        Request(sent=1002.0 + i * 0.1, ok=False, status=503, error="HTTP 503") for i in range(15)
+    ]
+    summary = summarize(requests)
+    (downtime,) = summary["downtime_windows"]
+    (outage,) = summary["outage_windows"]
+    assert downtime["open"] and outage["open"]
+    assert downtime["failures_by_status"] == outage["failures_by_status"] == {"503": 15}

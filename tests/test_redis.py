@@ -18,6 +18,7 @@ from chaosray.wait import wait_until
 from tests.rig.kube import NAMESPACE, REDIS, KubeCluster
 from tests.rig.procs import free_port
 from tests.rig.redis import RedisSentinelSet, start_redis, start_redis_sentinel_set
+from tests.test_causes import _entry, _stream, _summarized
 
 
 @pytest.fixture
@@ -140,6 +141,45 @@ def test_rejoin_after_a_pod_is_replaced(
     assert result["ready_wait"]["since_source"] == "delete of pod redis-1"
     assert 0 <= result["recovery_s"] <= 30
     assert result["rejoin_s"] >= result["ready_wait"]["observed_recovery_s"] - 1
+
+
+def test_deleting_the_primary_gives_the_causes_its_role(
+    k8s: KubeCluster, redis_sentinel_set: RedisSentinelSet
+) -> None:
+    """The real action against the test cluster and the real Redis servers:
+    the role goes into the disruption block the report reads, and the GCS
+    rule fires on the journal that output makes (the head NotReady 12 s
+    after the primary's deletion, requests failing 5 s later)."""
+    from chaosray import contract
+    from chaosray.metrics import to_epoch
+    from chaosray.redis.actions import delete_redis_pod
+
+    addresses = _addresses(redis_sentinel_set)
+    output = delete_redis_pod(
+        role="primary", namespace=NAMESPACE, label_selector=REDIS, mode="direct",
+        addresses=addresses,
+    )  # fmt: skip
+    try:
+        assert output["pod"] == "redis-0" and output["role"] == "primary"
+        (block,) = output[contract.DISRUPTIONS_KEY]
+        assert block["pod"] == "redis-0" and block["status"] == "done"
+        assert block["details"]["role"] == "primary"
+        assert block["details"]["primary_before"] == "redis-0"
+        deleted = to_epoch(block["at"])
+        head_down = [{"t": deleted + 12.0, "group": "head", "pod": "h-0", "event": "not_ready"}]
+        run = [
+            _entry("chaosray.load.probes", "monitor_availability",
+                   _stream(17.0, 22.0, 503, "HTTP 503", base=deleted), -30.0, base=deleted),
+            _entry("chaosray.redis.actions", "delete_redis_pod", output, 0.0, base=deleted),
+        ]  # fmt: skip
+        (window,) = _summarized(run, head_down, ["head", "redis", "workers"], base=deleted)
+        (hint,) = window["hints"]
+        assert hint["rule"] == "gcs-stops-on-redis-primary-change"
+        assert [e["text"] for e in hint["evidence"]] == ["delete of redis-0", "pod h-0 not_ready"]
+    finally:
+        probes.wait_for_redis_rejoin(
+            NAMESPACE, REDIS, count=3, timeout=60, mode="direct", addresses=addresses
+        )
 
 
 def test_rejoin_timeout_names_what_is_wrong(

@@ -8,6 +8,7 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from chaosray import contract
 from chaosray.k8s.actions import delete_pod
 from chaosray.k8s.safety import require_allowed_context
 from chaosray.redis.probes import record_deleted_role, redis_replication_status
@@ -44,7 +45,8 @@ def delete_redis_pod(
     primary) or no pod has the role, and with `min_ready_remaining` when
     fewer Ready pods would remain. `mode`, `port`, `container`, `addresses`:
     as for `redis_replication_status`. Returns what `delete_pod` returns plus
-    `role`, `primary_before` and `replicas_before`; `wait_for_redis_rejoin`
+    `role`, `primary_before` and `replicas_before` (`role` and
+    `primary_before` also in the disruption block's details); `wait_for_redis_rejoin`
     then reports the Sentinel failover (which pod is primary afterwards)."""
     if role not in ROLES:
         raise ActivityFailed(f"role must be one of {', '.join(ROLES)}, got {role!r}")
@@ -81,4 +83,17 @@ def delete_redis_pod(
     if not result["dry_run"]:
         record_deleted_role(namespace, label_selector, victim, role, primary)
     logger.info(f"Redis {role} {victim} {'would be ' if result['dry_run'] else ''}deleted")
-    return {**result, "role": role, "primary_before": primary, "replicas_before": replicas}
+    # The role goes into the disruption block too: the report reads the
+    # blocks, not this output's own fields (chaosray.causes: the rule on a
+    # Redis primary's loss).
+    blocks = [
+        {**block, "details": {**block.get("details", {}), "role": role, "primary_before": primary}}
+        for block in result.get(contract.DISRUPTIONS_KEY) or []
+    ]
+    return {
+        **result,
+        "role": role,
+        "primary_before": primary,
+        "replicas_before": replicas,
+        contract.DISRUPTIONS_KEY: blocks,
+    }

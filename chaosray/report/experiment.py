@@ -71,6 +71,8 @@ def _window(window: dict[str, Any], origin: float | None) -> dict[str, Any]:
         "duration_s": duration,
         "failed_requests": window.get("failed_requests"),
         "open": bool(window.get("open")),
+        # What the failed requests got (chaosray.metrics): the causes' hints need it.
+        "failures_by_status": dict(window.get("failures_by_status") or {}),
     }
 
 

@@ -338,7 +338,7 @@ def _causes(experiment: dict[str, Any]) -> str:
     for window in windows:
         hints = "".join(
             f'<div class="hint">hint <a href="{_e(h["reference"])}">{_e(h["rule"])}</a>: '
-            f"{_e(h['text'])}</div>"
+            f"{_e(h['text'])} Seen: {_e(h.get('seen') or '-')}</div>"
             for h in window["hints"]
         )
         inside = "; ".join(f"{e['text']} (+{e['after_start_s']:.1f} s)" for e in window["inside"])
@@ -346,7 +346,7 @@ def _causes(experiment: dict[str, Any]) -> str:
             [
                 _e(_offset(window.get("start_offset_s"))),
                 _e(fmt_s(window["duration_s"])),
-                _e(window["cause"]) + hints,
+                _e(window["nearest_event"]) + hints,
                 _e(inside or "-"),
             ]
         )

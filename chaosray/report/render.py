@@ -311,7 +311,7 @@ def render_console(suite: dict[str, Any], *, width: int = 120, color: bool = Fal
                 Text(
                     f"{experiment['name']}: {_WINDOW_WORD.get(window.get('kind'), 'outage')} "
                     f"at +{window['start_offset_s'] or 0:.1f} s "
-                    f"({window['duration_s']:.1f} s) {window['cause']}"
+                    f"({window['duration_s']:.1f} s) {window['nearest_event']}"
                     + "".join(f" [hint: {h['rule']}]" for h in window["hints"])
                 )
             )

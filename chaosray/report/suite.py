@@ -76,7 +76,7 @@ def comparison_row(experiment: dict[str, Any]) -> dict[str, Any]:
         "budget_consumed_s": budget.get("consumed_s"),
         "burn_rate": budget.get("burn_rate"),
         "outage_causes": [
-            w["cause"] for w in (experiment.get("outage_causes") or {}).get("windows") or []
+            w["nearest_event"] for w in (experiment.get("outage_causes") or {}).get("windows") or []
         ],
         "repeat": experiment.get("repeat"),
     }
