@@ -61,9 +61,9 @@ NO_EVIDENCE = "no_evidence"
 
 
 def criteria(
-    min_success_rate: float | None = None,
-    max_downtime_s: float | None = None,
-    max_longest_outage_s: float | None = None,
+    min_success_rate: float | str | None = None,
+    max_downtime_s: float | str | None = None,
+    max_longest_outage_s: float | str | None = None,
     max_budget_share: float | str | None = None,
     slo_target: float | str | None = None,
     slo_period_days: float | str | None = None,

@@ -148,3 +148,60 @@ def why_pod_does_not_fit(pod: Any, node: Any, pods_there: list[Any]) -> str | No
         if free < wanted[name]:
             return f"{name}: {free:g} free, {wanted[name]:g} requested"
     return None
+
+
+def selector_matches(selector: Any, labels: dict[str, str]) -> bool:
+    """Whether ``labels`` match a Kubernetes label selector (matchLabels and
+    matchExpressions, as the scheduler reads them); an empty selector
+    matches everything, a missing one nothing."""
+    if selector is None:
+        return False
+    for key, value in (selector.match_labels or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.match_expressions or []:
+        present, value = expression.key in labels, labels.get(expression.key)
+        values = expression.values or []
+        matched = {
+            "In": present and value in values,
+            "NotIn": not present or value not in values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }.get(expression.operator, False)
+        if not matched:
+            return False
+    return True
+
+
+def anti_affinity_conflict(
+    pod: Any, node: Any, nodes: list[Any], placed: dict[str, list[Any]], leaving: str
+) -> str | None:
+    """The first of ``pod``'s required anti-affinity terms that ``node`` breaks:
+    a pod the term selects already runs in the node's topology domain (the
+    node itself for kubernetes.io/hostname, its zone for a zone key). Pods on
+    ``leaving`` (the node being drained) do not count: they go too."""
+    affinity = pod.spec.affinity
+    anti = affinity.pod_anti_affinity if affinity else None
+    for term in (anti.required_during_scheduling_ignored_during_execution if anti else None) or []:
+        key = term.topology_key
+        domain = (node.metadata.labels or {}).get(key)
+        if domain is None:
+            continue  # the node has no such label: the term cannot place it with anyone
+        namespaces = set(term.namespaces or []) or {pod.metadata.namespace}
+        for other in nodes:
+            name = other.metadata.name
+            if name == leaving or (other.metadata.labels or {}).get(key) != domain:
+                continue
+            for there in placed.get(name, []):
+                if (
+                    there.metadata.uid != pod.metadata.uid
+                    and not is_terminating(there)
+                    and (there.status is None or there.status.phase not in ("Succeeded", "Failed"))
+                    and there.metadata.namespace in namespaces
+                    and selector_matches(term.label_selector, there.metadata.labels or {})
+                ):
+                    return (
+                        f"required anti-affinity ({key}): {there.metadata.name} already runs "
+                        f"on {name}"
+                    )
+    return None

@@ -15,7 +15,12 @@ from kubernetes.client.exceptions import ApiException
 
 from chaosray.contract import RECOVERIES_KEY, RecoveryTimeout, recovery
 from chaosray.k8s.client import REQUEST_TIMEOUT, apps_v1, core_v1, policy_v1
-from chaosray.k8s.placement import choose_drain_node, pods_by_node, why_pod_does_not_fit
+from chaosray.k8s.placement import (
+    anti_affinity_conflict,
+    choose_drain_node,
+    pods_by_node,
+    why_pod_does_not_fit,
+)
 from chaosray.k8s.pods import (
     PodSet,
     api_message,
@@ -570,8 +575,10 @@ def spare_node_for_drain(
     Chooses the node as `drain_node` does (a Ready pod of `label_selector`,
     on a node without a pod of `avoid_label_selector`), then checks every
     other node: Ready, not cordoned, taints tolerated, nodeSelector matched,
-    and enough allocatable CPU and memory left for the pod's requests
-    (affinity and host ports are not checked). Returns `node_to_drain`,
+    enough allocatable CPU and memory left for the pod's requests, and the
+    pod's required pod anti-affinity (no pod it must avoid in the node's
+    topology domain; node affinity, topology spread and host ports are not
+    checked). Returns `node_to_drain`,
     `pod`, `fits` (node names), `does_not_fit` ({node: reason}) and `ok`.
     With `require` the probe fails when no node fits."""
     core = core_v1(secrets)
@@ -584,7 +591,9 @@ def spare_node_for_drain(
         name = node.metadata.name
         if name == target.node:
             continue
-        reason = why_pod_does_not_fit(target.pod, node, placed.get(name, []))
+        reason = why_pod_does_not_fit(target.pod, node, placed.get(name, [])) or (
+            anti_affinity_conflict(target.pod, node, nodes, placed, target.node)
+        )
         if reason is None:
             fits.append(name)
         else:

@@ -437,8 +437,11 @@ def _reconnection(
     dashboard_url: str | None,
     head_service: str | None,
     secrets: Secrets,
+    since: float | None = None,
 ) -> dict[str, Any] | None:
-    """What the new head says about each Ready worker pod, from two signals
+    """What the new head says about each worker pod (the Ready ones, and
+    every one created before ``since``, the head's deletion, that is still
+    there), from two signals
     that only the restarted cluster can give: its Serve controller runs on
     the new head pod, and a worker's Serve proxy is HEALTHY under that
     controller (it health-checked the proxy after the restart). A restarted
@@ -448,13 +451,22 @@ def _reconnection(
     (reported, not required: the new GCS marks it DEAD only after its health
     checks have failed)."""
     core = core_v1(secrets)
-    ready = [p for p in list_pods(core, namespace, ray_selector(name)).items if is_ready(p)]
+    pods = list_pods(core, namespace, ray_selector(name)).items
+    ready = [p for p in pods if is_ready(p)]
 
-    def typed(node_type: str) -> list[Any]:
-        return [p for p in ready if (p.metadata.labels or {}).get(NODE_TYPE_LABEL) == node_type]
+    def typed(node_type: str, among: list[Any]) -> list[Any]:
+        return [p for p in among if (p.metadata.labels or {}).get(NODE_TYPE_LABEL) == node_type]
 
-    heads = typed("head")
-    workers = [p.metadata.name for p in typed("worker")]
+    heads = typed("head", ready)
+    workers = [p.metadata.name for p in typed("worker", ready)]
+    # Every worker that was there when the head went must come back, Ready
+    # or not now: one Ready worker is not "the workers reconnected".
+    survivors = sorted(
+        p.metadata.name
+        for p in typed("worker", pods)
+        if p.metadata.deletion_timestamp is None
+        and (since is None or p.metadata.creation_timestamp.timestamp() < since)
+    )
     if not heads:
         return None
     new_head = heads[0].metadata.name
@@ -481,8 +493,9 @@ def _reconnection(
         "new_head": new_head,
         "controller_on_new_head": controller_on_new_head,
         "workers": sorted(workers),
+        "workers_before": survivors,
         "reconnected": reconnected,
-        "zombies": sorted(set(workers) - set(reconnected)),
+        "zombies": sorted((set(workers) | set(survivors)) - set(reconnected)),
         "old_head_node_id": old_head_node,
         "old_head_state": old_head_state,
     }
@@ -500,8 +513,9 @@ def ray_head_recovery(
     secrets: Secrets = None,
 ) -> dict[str, Any]:
     """After the head pod is deleted: wait (at most `head_timeout` s) for the
-    new head pod to be Ready, then (at most `reconnect_timeout` s) for every
-    Ready worker pod to show a sign of life only a reconnected worker gives:
+    new head pod to be Ready, then (at most `reconnect_timeout` s after that
+    Ready) for every worker pod that was there when the head was deleted, and
+    every Ready one, to show a sign of life only a reconnected worker gives:
     Serve's controller running on the new head and the worker's Serve proxy
     HEALTHY under it. (A restarted GCS lists every node it knew as ALIVE
     before any raylet reconnects, so the node table alone would be believed
@@ -510,8 +524,9 @@ def ray_head_recovery(
     Returns `head_ready_s` (deletion to Ready, Kubernetes' timestamps),
     `workers_reconnect_s` (from the head Ready until the last worker's proxy
     was HEALTHY under the new controller, as observed), `reconnected`
-    (worker pods), `alive` (how many), `zombies` (Ready worker pods with no
-    such sign, by name), `old_head` (the deleted head pod),
+    (worker pods), `workers_before` (the worker pods there at the deletion),
+    `alive` (how many reconnected), `zombies` (worker pods with no such sign,
+    by name), `old_head` (the deleted head pod),
     `old_head_node_id` (its Ray node, as `delete_ray_head` saw it) and
     `old_head_state` (that node in the new node table: DEAD once the new GCS
     has given up on it), `head` (the wait's details). Fails, naming the
@@ -524,10 +539,11 @@ def ray_head_recovery(
         ray_selector(name, "head"), 1, namespace, head_timeout, None, configuration, secrets
     )
     head_ready_at = to_epoch(head["recovered_at"]) if head["recovered_at"] else time.time()
+    deleted_at = disruption.at.timestamp() if disruption is not None else None
     last: dict[str, Any] = {}
 
     def reconnected() -> dict[str, Any] | None:
-        found = _reconnection(name, namespace, dashboard_url, head_service, secrets)
+        found = _reconnection(name, namespace, dashboard_url, head_service, secrets, deleted_at)
         if found is not None:
             last.update(found)
         return found if found and found["workers"] and not found["zombies"] else None
@@ -535,7 +551,8 @@ def ray_head_recovery(
     try:
         final = wait_until(
             reconnected,
-            timeout=reconnect_timeout,
+            # The minute counts from the new head's Ready, not from this look.
+            timeout=max(0.1, head_ready_at + reconnect_timeout - time.time()),
             interval=0.5,
             description="every worker's Serve proxy HEALTHY under the new head's controller",
         )
@@ -552,6 +569,11 @@ def ray_head_recovery(
         ) from None
     observed_at = time.time()
     reconnect_s = max(0.0, observed_at - head_ready_at)
+    if reconnect_s > reconnect_timeout:
+        raise RecoveryTimeout(
+            f"workers reconnected {reconnect_s:.1f}s after the new head was Ready, more than "
+            f"the {reconnect_timeout:g}s allowed"
+        )
     return {
         RECOVERIES_KEY: [
             recovery("head_ready_s", head["recovery_s"], head),
@@ -560,6 +582,7 @@ def ray_head_recovery(
         "head_ready_s": head["recovery_s"],
         "workers_reconnect_s": reconnect_s,
         "reconnected": final["reconnected"],
+        "workers_before": final["workers_before"],
         "alive": len(final["reconnected"]),
         "zombies": final["zombies"],
         "old_head": old_head,
