@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import random
+import traceback
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chaoslib.exceptions import ActivityFailed
 
 from chaosray.cli import main
+from chaosray.contract import RECOVERIES_KEY, RecoveryTimeout, recovery
 from chaosray.report import render_json, summarize_experiment, summarize_suite
-from chaosray.report.compare import compare_suites, runs_test
+from chaosray.report.compare import compare_suites, comparison_lines, runs_test
 from chaosray.report.suite import repeats
 
 T0 = 1_700_000_000.0
@@ -366,3 +369,252 @@ def test_suite_run_refuses_to_judge_too_few_runs_before_anything_runs(
         out = capsys.readouterr().out
         assert code == 2 and message in out and "Traceback" not in out
     assert not results.exists()
+
+
+# --- recoveries that timed out ------------------------------------------------------------
+
+PODS = "ray.io/node-type=worker"
+
+
+def _chaoslib_exception(error: Exception) -> list[str]:
+    """A run entry's ``exception`` for an activity that raised ``error``, made
+    the way chaoslib makes it: its Python provider re-raises the error as
+    ActivityFailed(format_exception_only), and its activity runner stores
+    format_exception of that (chaoslib.provider.python, chaoslib.activity)."""
+    try:
+        try:
+            raise error
+        except Exception as x:
+            raise ActivityFailed(traceback.format_exception_only(type(x), x)[0].strip()) from x
+    except ActivityFailed as failed:
+        return traceback.format_exception(type(failed), failed, None)
+
+
+def _recovery_entry(
+    name: str, func: str, arguments: dict[str, Any], blocks: list[Any] | None, error: str = ""
+) -> dict[str, Any]:
+    """A recovery probe's run entry: it recovered (``blocks``, the probe's
+    ``recoveries``), or it raised RecoveryTimeout with ``error``."""
+    module = {"wait_for_ready_pods": "chaosray.k8s.probes"}.get(func, "chaosray.redis.probes")
+    entry: dict[str, Any] = {
+        "activity": {"type": "probe", "name": name,
+                     "provider": {"type": "python", "module": module, "func": func,
+                                  "arguments": arguments}},
+        "start": T0, "end": T0 + 30.0, "duration": 30.0,
+    }  # fmt: skip
+    if blocks is None:
+        return {**entry, "status": "failed", "output": None,
+                "exception": _chaoslib_exception(RecoveryTimeout(error))}  # fmt: skip
+    return {**entry, "status": "succeeded", "output": {RECOVERIES_KEY: blocks}}
+
+
+def _pods_ready(seconds: float | None, timeout: float = 300.0) -> dict[str, Any]:
+    """wait_for_ready_pods' entry: recovered in ``seconds`` (its two figures,
+    as the probe gives them), or None: timed out at ``timeout``."""
+    arguments = {"label_selector": PODS, "count": 3, "namespace": "ray-serve", "timeout": timeout}
+    if seconds is None:
+        error = (
+            f"only 2 of 3 pods matching {PODS!r} in 'ray-serve' were Ready after {timeout:g}s; "
+            "not Ready: w-3 (Pending, not scheduled: Unschedulable: 0/3 nodes are available)"
+        )
+        return _recovery_entry("replacement-ready", "wait_for_ready_pods", arguments, None, error)
+    when = {"since": "2026-01-01T00:00:00+00:00", "since_source": "delete of pod w-1",
+            "recovered_at": "2026-01-01T00:00:20+00:00"}  # fmt: skip
+    blocks = [recovery("recovery_s", seconds, when),
+              recovery("observed_recovery_s", seconds + 0.4, when, primary=False)]  # fmt: skip
+    return _recovery_entry("replacement-ready", "wait_for_ready_pods", arguments, blocks)
+
+
+def _redis_rejoin(seconds: float | None) -> dict[str, Any]:
+    """wait_for_redis_rejoin's entry: recovered (Ready in ``seconds``,
+    replicating 3 s later) or None: replication not whole within 120 s, which
+    bounds the rejoin, not the pods' recovery_s: the timeout is unknown."""
+    arguments = {"label_selector": "app=redis", "count": 3, "timeout": 120}
+    if seconds is None:
+        error = "Redis did not rejoin within 120s: redis-1: master_link_status down"
+        return _recovery_entry("redis-rejoins", "wait_for_redis_rejoin", arguments, None, error)
+    blocks = [recovery("recovery_s", seconds, {}),
+              recovery("rejoin_s", seconds + 3.0, {}, primary=False)]  # fmt: skip
+    return _recovery_entry("redis-rejoins", "wait_for_redis_rejoin", arguments, blocks)
+
+
+def _timeout_results(folder: Path, entries: list[dict[str, Any]]) -> Path:
+    """A results folder of worker-delete runs that lose the same few requests
+    (the same draws on both sides: nothing but the recoveries differs), one
+    run per recovery probe entry."""
+    folder.mkdir(parents=True)
+    summaries = []
+    for index, entry in enumerate(entries, start=1):
+        samples = _samples(index, 3000, 4 + index, 20.0)
+        journal = _journal(samples, 0.0)
+        journal["run"][1] = entry
+        stem = f"worker-delete.r{index}"
+        (folder / f"{stem}.samples.jsonl").write_text(
+            "".join(json.dumps(s) + "\n" for s in samples)
+        )
+        summary = summarize_experiment(journal, samples, name="worker-delete")
+        summary.update(repeat=index, files={"samples": f"{stem}.samples.jsonl"})
+        summaries.append(summary)
+    suite = summarize_suite(summaries, "2026-01-01T00:00:00+00:00", "2026-01-01T01:00:00+00:00")
+    (folder / "summary.json").write_text(render_json(suite))
+    return folder
+
+
+RECOVERY = "recovery replacement-ready: recovery_s"
+OBSERVED = "recovery replacement-ready: observed_recovery_s"
+
+
+def test_every_current_run_timed_out_is_a_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The baseline recovered in about 20 s in every run; every current run
+    waited 300 s and gave up. Dropping the runs that did not recover (what
+    compare did) leaves nothing to compare and passes; counted at their
+    timeout they are the clearest regression there is."""
+    before = _timeout_results(tmp_path / "a", [_pods_ready(s) for s in (19.0, 20.0, 22.0)])
+    after = _timeout_results(tmp_path / "b", [_pods_ready(None) for _ in range(3)])
+    summary = json.loads((after / "summary.json").read_text())
+    timed_out = summary["experiments"][0]["recovery"]
+    assert [(f["metric"], f["seconds"], f["status"]) for f in timed_out] == [
+        ("recovery_s", None, "failed")
+    ]  # what the product writes for a recovery that timed out: no seconds
+    out, junit = tmp_path / "cmp.json", tmp_path / "cmp.xml"
+    code = main(["compare", str(before), str(after), "--fail-on-regression",
+                 "--json", str(out), "--junit", str(junit)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 1 and "REGRESSED" in printed and "REGRESSION" in printed
+    comparison = json.loads(out.read_text())
+    line = next(line for line in comparison_lines(comparison) if line[1] == RECOVERY)
+    assert line[2:] == ["3:3", "20.00 s", ">= 300 s (timed out)", ">= +280.00 s",
+                        "none: timed out", "-", "REGRESSION"]  # fmt: skip
+    assert comparison["regressed"] is True
+    assert comparison["regressions"] == [f"worker-delete: {OBSERVED}", f"worker-delete: {RECOVERY}"]
+    assert comparison["too_few_runs"] == []
+    (row,) = comparison["rows"]
+    figure = row["figures"][RECOVERY]
+    assert figure["baseline_values"] == [19.0, 20.0, 22.0] and figure["baseline_timed_out"] == []
+    assert figure["current_values"] == [300.0] * 3 and figure["current_timed_out"] == [300.0] * 3
+    assert figure["current"] == 300.0 and figure["change"] == 280.0  # lower bounds
+    assert figure["timeout_rule"] is True and figure["test"] is None
+    assert figure["worse"] is True and figure["separated"] == "worse"
+    # The probe's other figure, which the runs that timed out never gave, is
+    # a row too: the same wait, at least as long.
+    observed = row["figures"][OBSERVED]
+    assert observed["current_timed_out"] == [300.0] * 3 and observed["worse"] is True
+    for name in ("failed_requests", "p99_ms", "outage_time_s"):
+        assert row["figures"][name]["worse"] is False  # the same requests on both sides
+    (failure,) = ET.parse(junit).getroot().findall(".//failure")
+    assert RECOVERY in failure.attrib["message"]
+    # The other way round, recovering where the baseline timed out is better.
+    assert main(["compare", str(after), str(before), "--fail-on-regression"]) == 0
+    assert "better" in capsys.readouterr().out
+
+
+def test_only_the_runs_that_timed_out_show_this_regression(tmp_path: Path) -> None:
+    """In the case above nothing but the recovery differs: a compare that
+    drops the runs that did not recover (the old ``seconds`` filter) finds
+    no regression there, and fails this test and the one above."""
+    before = _timeout_results(tmp_path / "a", [_pods_ready(s) for s in (19.0, 20.0, 22.0)])
+    after = _timeout_results(tmp_path / "b", [_pods_ready(None) for _ in range(3)])
+    comparison = compare_suites(*_suites(before, after))
+    (row,) = comparison["rows"]
+    assert RECOVERY in row["figures"] and RECOVERY in row["regressions"]
+    assert comparison["regressed"] is True
+    dropped = {k: v for k, v in row["figures"].items() if not k.startswith("recovery ")}
+    assert not any(f["worse"] for f in dropped.values())  # nothing else would flag it
+
+
+def test_timeouts_on_both_sides_are_not_a_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _timeout_results(tmp_path / "a", [_pods_ready(None) for _ in range(3)])
+    after = _timeout_results(tmp_path / "b", [_pods_ready(None) for _ in range(3)])
+    out = tmp_path / "cmp.json"
+    code = main(["compare", str(before), str(after), "--fail-on-regression", "--json", str(out)])
+    assert code == 0 and "no regression" in capsys.readouterr().out
+    comparison = json.loads(out.read_text())
+    line = next(line for line in comparison_lines(comparison) if line[1] == RECOVERY)
+    assert line[2:] == ["3:3", ">= 300 s (timed out)", ">= 300 s (timed out)", "-",
+                        "timed out both sides", "-", "not tested"]  # fmt: skip
+    (row,) = comparison["rows"]
+    figure = row["figures"][RECOVERY]
+    assert figure["baseline_timed_out"] == figure["current_timed_out"] == [300.0] * 3
+    assert figure["test"] is None and figure["worse"] is False and figure["change"] is None
+    assert figure["why_no_test"].startswith("runs timed out on both sides")
+    assert row["regressions"] == [] and row["significant"] == []
+
+
+def test_a_timeout_that_is_unknown_is_worse_when_the_baseline_recovered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Redis replication not whole within 120 s: the pods' recovery_s is not
+    bounded by that (they may have been Ready early), so its timeout is
+    unknown; the baseline recovered, so it is worse, never a silent pass."""
+    before = _timeout_results(tmp_path / "a", [_redis_rejoin(s) for s in (11.0, 12.0, 14.0)])
+    after = _timeout_results(tmp_path / "b", [_redis_rejoin(None) for _ in range(3)])
+    out = tmp_path / "cmp.json"
+    code = main(["compare", str(before), str(after), "--fail-on-regression", "--json", str(out)])
+    assert code == 1 and "REGRESSED" in capsys.readouterr().out
+    comparison = json.loads(out.read_text())
+    cells = {line[1]: line[2:] for line in comparison_lines(comparison)}
+    assert cells["recovery redis-rejoins: recovery_s"] == [
+        "3:3", "12.00 s", "timed out (timeout unknown)", "-", "none: timed out", "-", "REGRESSION"
+    ]  # fmt: skip
+    assert comparison["regressions"] == [
+        "worker-delete: recovery redis-rejoins: recovery_s",
+        "worker-delete: recovery redis-rejoins: rejoin_s",
+    ]
+    figure = comparison["rows"][0]["figures"]["recovery redis-rejoins: recovery_s"]
+    assert figure["current_values"] == [] and figure["current_timed_out"] == [None] * 3
+    assert figure["current"] is None and figure["change"] is None
+    # Unknown on both sides: nothing to say, and nothing flagged.
+    again = compare_suites(*_suites(after, after))
+    assert again["regressed"] is False and again["too_few_runs"] == []
+
+
+def test_a_run_that_timed_out_among_recoveries_counts_as_a_lower_bound(tmp_path: Path) -> None:
+    """One current run in three did not recover: it is tested at its timeout
+    (a lower bound), and the other two overlap the baseline: no regression.
+    A failed run that is not a timeout of recovery (interrupted) measured
+    nothing."""
+    before = _timeout_results(tmp_path / "a", [_pods_ready(s) for s in (19.0, 20.0, 22.0)])
+    after = _timeout_results(tmp_path / "b", [_pods_ready(s) for s in (18.0, 21.0, None)])
+    comparison = compare_suites(*_suites(before, after))
+    (row,) = comparison["rows"]
+    figure = row["figures"][RECOVERY]
+    assert figure["current_values"] == [18.0, 21.0, 300.0] and figure["current_timed_out"] == [
+        300.0
+    ]
+    assert figure["test"] == "welch_t" and figure["separated"] is None
+    assert comparison["regressed"] is False
+    line = next(line for line in comparison_lines(comparison) if line[1] == RECOVERY)
+    assert line[2:6] == ["3:3", "20.00 s", ">= 21.00 s (1 of 3 timed out)", ">= +1.00 s"]
+    assert "lower bounds" in line[6] and line[-1] == "no significant change"
+    summary = json.loads((after / "summary.json").read_text())
+    summary["experiments"][2]["recovery"][0]["status"] = "interrupted"
+    (after / "summary.json").write_text(json.dumps(summary))
+    (row,) = compare_suites(*_suites(before, after))["rows"]
+    assert row["figures"][RECOVERY]["current_values"] == [18.0, 21.0]
+    assert row["figures"][RECOVERY]["current_timed_out"] == []
+
+
+@pytest.mark.parametrize(
+    ("error", "timeout"),
+    [
+        ("only 2 of 3 pods matching 'a=b' in 'ns' were Ready after 300s; not Ready: w-3", 300.0),
+        ("only 2 of 3 pods matching 'a=b' in 'ns' were Ready 90.5s after the delete of pod w-1; "
+         "not Ready: w-3", 90.5),
+        ("3 pods matching 'a=b' in 'ns' are Ready, but the last became Ready 312s after the "
+         "delete of pod w-1 (2026-01-01T00:05:12+00:00), more than the 300s allowed", 300.0),
+        ("Redis did not rejoin within 120s: redis-1: master_link_status down", None),
+        ("workers did not reconnect within 60s of the new head being Ready; no HEALTHY Serve "
+         "proxy under the new controller for: w-1", None),
+        (None, None),
+    ],
+)  # fmt: skip
+def test_the_timeout_of_a_recovery_is_read_from_the_pods_ready_wait(
+    error: str | None, timeout: float | None
+) -> None:
+    from chaosray.report.compare import recovery_timeout
+
+    assert recovery_timeout({"error": error}) == timeout

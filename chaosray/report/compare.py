@@ -26,6 +26,19 @@ latency, outage time, each recovery time):
   the other), and a **regression** when it is significant and worse (more
   failures, slower, longer). Nothing else is ever called a regression.
 
+**A recovery that timed out is censored, never dropped.** A recovery probe
+that did not recover in time fails (``chaosray.contract.RecoveryTimeout``)
+and its summary figure has no seconds. Such a run counts at its timeout, read
+from the activity's error (the pods-Ready wait's "were Ready after 300s"): the
+recovery took at least that long, so the value is a lower bound, and a
+verdict on it is trusted only in the direction a lower bound supports (worse
+when only the current side timed out). When every current run timed out and
+every baseline run recovered, the figure is worse without a test (with a few
+runs no test can reach alpha on it, and no recovery is the clearest
+regression there is); likewise when a current run timed out and its timeout
+is unknown (the error does not say it). Runs that timed out on both sides
+are not tested: both are lower bounds.
+
 Each figure also carries its **request-level** test (``request_level``),
 which says whether these runs differ beyond chance at the request level:
 Fisher's exact test (``scipy.stats.fisher_exact``) on the pooled failed/total
@@ -39,6 +52,7 @@ Pure: data in, data out (scipy computes; no files).
 from __future__ import annotations
 
 import math
+import re
 import statistics
 import warnings
 from collections.abc import Sequence
@@ -56,6 +70,23 @@ BOOTSTRAP_RESAMPLES = 2000
 PERMUTATIONS = 9999  # beyond (11 or more runs a side), a seeded random sample
 MAX_LATENCIES = 20_000  # per side; beyond, a seeded random subsample
 MIN_LATENCIES = 20  # fewer successful requests: no p99 (of a run, or bootstrap)
+
+# What the pods-Ready wait (chaosray.k8s.probes.wait_for_ready_pods, also the
+# first wait of ray_head_recovery and wait_for_redis_rejoin) says when it
+# times out, each wording it has had. Its deadline counts from the
+# disruption, so the activity's primary figure (disruption to Ready) is at
+# least that long. Other timeouts (Redis replication, Ray workers
+# reconnecting) bound a later stage, not the primary figure: unknown.
+_NUMBER = r"(\d+(?:\.\d+)?(?:e[+-]?\d+)?)"
+PODS_READY_TIMEOUTS = (
+    re.compile(rf"were Ready after {_NUMBER}s\b"),
+    re.compile(rf"were Ready {_NUMBER}s after the\b"),
+    re.compile(rf"more than the {_NUMBER}s allowed\b"),
+)
+# Probes whose every recovery figure spans at least the pods-Ready wait from
+# the disruption: when that wait timed out, each of their figures did too.
+# (ray_head_recovery's workers_reconnect_s starts when the head is Ready.)
+SPANS_FROM_DISRUPTION = ("wait_for_ready_pods", "wait_for_redis_rejoin")
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -128,19 +159,28 @@ def _figure(
     base_values: Sequence[float],
     current_values: Sequence[float],
     request_level: dict[str, Any] | None = None,
+    *,
+    timed_out: tuple[Sequence[float | None], Sequence[float | None]] = ((), ()),
+    test: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A figure's comparison: both sides, the change, the per-run values and
-    the run-level test (its verdict is set once every p-value is adjusted)."""
+    the run-level test (its verdict is set once every p-value is adjusted,
+    unless ``test`` decided it from timeouts: ``timeout_rule``)."""
+    test = runs_test(base_values, current_values) if test is None else test
+    rule = bool(test.get("timeout_rule"))
     return {
         "baseline": baseline,
         "current": current,
         "change": change,
         "baseline_values": list(base_values),
         "current_values": list(current_values),
-        **runs_test(base_values, current_values),
+        "baseline_timed_out": list(timed_out[0]),
+        "current_timed_out": list(timed_out[1]),
+        **test,
+        "timeout_rule": rule,
         "p_adjusted": None,
-        "significant": False,
-        "worse": False,
+        "significant": rule,
+        "worse": rule and test["separated"] == "worse",
         "request_level": request_level,
     }
 
@@ -241,8 +281,84 @@ def values_change(base: Sequence[float], current: Sequence[float]) -> dict[str, 
     return _figure(median_base, median_now, _change(median_base, median_now), base, current)
 
 
+def _runs(values: Sequence[float], timed_out: Sequence[float | None]) -> int:
+    """How many runs measured a figure: those with a value (a run that timed
+    out at a known timeout has its timeout) and those that timed out at an
+    unknown one."""
+    return len(values) + sum(1 for t in timed_out if t is None)
+
+
+def timed_out_test(
+    base: Sequence[float],
+    base_timed_out: Sequence[float | None],
+    current: Sequence[float],
+    current_timed_out: Sequence[float | None],
+) -> dict[str, Any]:
+    """The run-level test of per-run recovery times some of which timed out
+    (``*_timed_out``: the timeout of each run that did, None when unknown;
+    those at a known timeout are in ``base``/``current`` at their timeout, a
+    lower bound). A side that timed out in every run (or in one at an
+    unknown timeout) against one that recovered in every run is decided
+    without a test (``timeout_rule``); runs that timed out on both sides are
+    not tested; otherwise :func:`runs_test` on the values, whose verdict
+    stands only in the direction the lower bounds support."""
+    untested = {"test": None, "p_value": None, "separated": None}
+    runs_base, runs_now = _runs(base, base_timed_out), _runs(current, current_timed_out)
+    if min(runs_base, runs_now) < MIN_RUNS_FOR_TEST:
+        why = f"fewer than {MIN_RUNS_FOR_TEST} runs with this figure on one side (--repeat)"
+        return {**untested, "why_no_test": why}
+
+    def did_not_recover(timed_out: Sequence[float | None], runs: int) -> bool:
+        return bool(timed_out) and (len(timed_out) == runs or None in timed_out)
+
+    if not base_timed_out and did_not_recover(current_timed_out, runs_now):
+        why = "the baseline recovered in every run; the current timed out (no test: worse)"
+        return {**untested, "separated": "worse", "why_no_test": why, "timeout_rule": True}
+    if not current_timed_out and did_not_recover(base_timed_out, runs_base):
+        why = "the baseline timed out; the current recovered in every run (no test: better)"
+        return {**untested, "separated": "better", "why_no_test": why, "timeout_rule": True}
+    if base_timed_out and current_timed_out:
+        why = "runs timed out on both sides: their values are lower bounds, not comparable"
+        return {**untested, "why_no_test": why}
+    result = runs_test(base, current)
+    # Lower bounds on one side: a change towards that side cannot be shown.
+    unsupported = "better" if current_timed_out else "worse" if base_timed_out else None
+    if unsupported is not None and result["separated"] == unsupported:
+        result["separated"] = None
+    return result
+
+
+def recovery_change(
+    base: Sequence[float],
+    base_timed_out: Sequence[float | None],
+    current: Sequence[float],
+    current_timed_out: Sequence[float | None],
+) -> dict[str, Any]:
+    """A recovery figure, one value a run (seconds; larger is worse), some
+    runs perhaps timed out (see :func:`timed_out_test`): medians (lower
+    bounds when a side timed out; None when a side timed out at an unknown
+    timeout) and the run-level test. The change is None when both sides
+    timed out."""
+    median_base = None if None in base_timed_out else _median(base)
+    median_now = None if None in current_timed_out else _median(current)
+    change = None if base_timed_out and current_timed_out else _change(median_base, median_now)
+    return _figure(
+        median_base,
+        median_now,
+        change,
+        base,
+        current,
+        timed_out=(base_timed_out, current_timed_out),
+        test=timed_out_test(base, base_timed_out, current, current_timed_out),
+    )
+
+
+def _side_runs(figure: dict[str, Any], side: str) -> int:
+    return _runs(figure[f"{side}_values"], figure.get(f"{side}_timed_out") or [])
+
+
 def _too_few_runs(figure: dict[str, Any]) -> bool:
-    return min(len(figure["baseline_values"]), len(figure["current_values"])) < MIN_RUNS_FOR_TEST
+    return min(_side_runs(figure, "baseline"), _side_runs(figure, "current")) < MIN_RUNS_FOR_TEST
 
 
 def judge(rows: list[dict[str, Any]], alpha: float) -> None:
@@ -275,14 +391,79 @@ def _failures(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
     return [(int(r.get("failed") or 0), int(r.get("requests") or 0)) for r in rows]
 
 
-def _recoveries(experiments: list[dict[str, Any]]) -> dict[str, list[float]]:
-    """Recovery figures by ``activity: metric``, one value per run."""
-    out: dict[str, list[float]] = {}
+def recovery_timeout(figure: dict[str, Any]) -> float | None:
+    """The timeout (s) a recovery figure that timed out was waited for, from
+    its activity's error (see :data:`PODS_READY_TIMEOUTS`); None when the
+    error does not say."""
+    error = figure.get("error")
+    for pattern in PODS_READY_TIMEOUTS:
+        found = pattern.search(error) if isinstance(error, str) else None
+        if found:
+            return float(found.group(1))
+    return None
+
+
+class _Recovery:
+    """One recovery figure's runs on one side: ``values`` (recovered runs'
+    seconds, and the timeout of those that timed out at a known one) and
+    ``timed_out`` (the timeout of each run that timed out, None: unknown)."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.timed_out: list[float | None] = []
+
+    def add(self, seconds: float | None, timed_out: bool) -> None:
+        if seconds is not None:
+            self.values.append(seconds)
+        if timed_out:
+            self.timed_out.append(seconds)
+
+
+def _recovery_key(figure: dict[str, Any]) -> str:
+    return f"{figure['activity']}: {figure['metric']}"
+
+
+def _metrics(experiments: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Every recovery metric each activity gave in any of these runs."""
+    out: dict[str, list[str]] = {}
     for experiment in experiments:
         for figure in experiment.get("recovery") or []:
-            if isinstance(figure.get("seconds"), int | float):
-                key = f"{figure['activity']}: {figure['metric']}"
-                out.setdefault(key, []).append(float(figure["seconds"]))
+            metrics = out.setdefault(figure["activity"], [])
+            if figure["metric"] not in metrics:
+                metrics.append(figure["metric"])
+    return out
+
+
+def _recoveries(
+    experiments: list[dict[str, Any]], metrics: dict[str, list[str]]
+) -> dict[str, _Recovery]:
+    """Recovery figures by ``activity: metric``, one entry per run. A figure
+    of an activity that failed (it did not recover in time) timed out; so did
+    every other metric of that activity in ``metrics`` (what the runs that
+    recovered gave), which the failed run could not give. A figure with no
+    seconds from an activity that did not fail (interrupted; succeeded with
+    nothing to measure) measured nothing."""
+    out: dict[str, _Recovery] = {}
+    for experiment in experiments:
+        figures = experiment.get("recovery") or []
+        given = {_recovery_key(f) for f in figures}
+        for figure in figures:
+            seconds = figure.get("seconds")
+            key = _recovery_key(figure)
+            if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+                out.setdefault(key, _Recovery()).add(float(seconds), timed_out=False)
+                continue
+            if seconds is not None or figure.get("status") != "failed":
+                continue
+            timeout = recovery_timeout(figure)
+            out.setdefault(key, _Recovery()).add(timeout, timed_out=True)
+            func = str(figure.get("func") or "").rsplit(".", 1)[-1]
+            for metric in metrics.get(figure["activity"], []):
+                other = f"{figure['activity']}: {metric}"
+                if other not in given:
+                    given.add(other)
+                    bound = timeout if func in SPANS_FROM_DISRUPTION else None
+                    out.setdefault(other, _Recovery()).add(bound, timed_out=True)
     return out
 
 
@@ -312,7 +493,11 @@ def compare_suites(
         after = [e for e in current["experiments"] if e["name"] == name]
         availability_before = [e["availability"] for e in before]
         availability_after = [e["availability"] for e in after]
-        recoveries_before, recoveries_after = _recoveries(before), _recoveries(after)
+        metrics = _metrics(before + after)
+        recoveries_before, recoveries_after = (
+            _recoveries(before, metrics),
+            _recoveries(after, metrics),
+        )
         measured = any(n for _, n in _failures(availability_before + availability_after))
         if not measured and not set(recoveries_before) & set(recoveries_after):
             unmeasured.append(name)  # a validation: nothing to compare
@@ -332,9 +517,15 @@ def compare_suites(
                 _numbers(availability_after, "outage_time_s"),
             ),
         }
-        for key in sorted(set(recoveries_before) & set(recoveries_after)):
-            figures[f"recovery {key}"] = values_change(
-                recoveries_before[key], recoveries_after[key]
+        for key in sorted(set(recoveries_before) | set(recoveries_after)):
+            # A figure on one side only (say, every current run timed out
+            # before giving it) is still a row: never dropped.
+            base, now = (
+                recoveries_before.get(key, _Recovery()),
+                recoveries_after.get(key, _Recovery()),
+            )
+            figures[f"recovery {key}"] = recovery_change(
+                base.values, base.timed_out, now.values, now.timed_out
             )
         rows.append(
             {"experiment": name, "runs": {"baseline": len(before), "current": len(after)},
@@ -361,8 +552,8 @@ def compare_suites(
 def too_few_runs_message(comparison: dict[str, Any]) -> str | None:
     """Why ``--fail-on-regression`` cannot judge this comparison, or None."""
     listed = [
-        f"{row['experiment']}: {name} ({len(f['baseline_values'])} baseline, "
-        f"{len(f['current_values'])} current)"
+        f"{row['experiment']}: {name} ({_side_runs(f, 'baseline')} baseline, "
+        f"{_side_runs(f, 'current')} current)"
         for row in comparison["rows"]
         for name, f in row["figures"].items()
         if name in row["too_few_runs"]
@@ -387,10 +578,29 @@ def _fmt(figure: str, value: Any) -> str:
     return f"{value:+.1f} ms" if figure == "p99_ms" else f"{value:+.2f} s"
 
 
+def _change_cell(figure: str, change: dict[str, Any]) -> str:
+    """The change; a bound when one side timed out (its values are lower bounds)."""
+    text = _fmt(figure, change["change"])
+    if text == "-":
+        return text
+    if change.get("current_timed_out"):
+        return f">= {text}"
+    return f"<= {text}" if change.get("baseline_timed_out") else text
+
+
 def _side(figure: str, change: dict[str, Any], side: str) -> str:
     value = change[side]
     if figure == "failed_requests":
         return f"{value['failed']}/{value['requests']}" if value["requests"] else "-"
+    timed_out = change.get(f"{side}_timed_out") or []
+    if timed_out:
+        runs = _side_runs(change, side)
+        some = "" if len(timed_out) == runs else f"{len(timed_out)} of {runs} "
+        if None in timed_out:
+            return f"{some}timed out (timeout unknown)"
+        if not some:
+            return f">= {min(t for t in timed_out if t is not None):g} s (timed out)"
+        return f">= {value:.2f} s ({some}timed out)"
     if not isinstance(value, int | float):
         return "-"
     return f"{value:.1f} ms" if figure == "p99_ms" else f"{value:.2f} s"
@@ -401,16 +611,24 @@ COMPARISON_CAPTION = (
     "on the per-run values (the exact permutation test when a side's runs all gave one "
     "value), p-values adjusted together (Benjamini-Hochberg); a change is significant below "
     f"alpha when the runs do not overlap; it needs {MIN_RUNS_FOR_TEST} or more runs a side "
-    "(suite run --repeat) and decides. Requests: whether these runs differ (Fisher's exact "
-    "test, p99 bootstrap interval); it informs only."
+    "(suite run --repeat) and decides. A recovery that timed out counts at its timeout, a "
+    "lower bound (>= N s); timed out in every current run while the baseline recovered (or "
+    "at an unknown timeout): worse without a test. Requests: whether these runs differ "
+    "(Fisher's exact test, p99 bootstrap interval); it informs only."
 )
 
 
 def _test(change: dict[str, Any]) -> str:
-    if change["test"] is None:  # the two reasons runs_test gives, short (the caption explains)
-        return "too few runs" if _too_few_runs(change) else "all runs equal"
+    timed_out = change.get("baseline_timed_out"), change.get("current_timed_out")
+    if change["test"] is None:  # the reasons there is none, short (the caption explains)
+        if _too_few_runs(change):
+            return "too few runs"
+        if change.get("timeout_rule"):
+            return "none: timed out"
+        return "timed out both sides" if all(timed_out) else "all runs equal"
     name = "perm. " if change["test"] == "permutation" else ""
-    return f"{name}p={change['p_value']:.2g}, adj. {change['p_adjusted']:.2g}"
+    bounds = " (timed-out runs: lower bounds)" if any(timed_out) else ""
+    return f"{name}p={change['p_value']:.2g}, adj. {change['p_adjusted']:.2g}{bounds}"
 
 
 def _request_level(change: dict[str, Any]) -> str:
@@ -431,13 +649,13 @@ def comparison_lines(comparison: dict[str, Any]) -> list[list[str]]:
     lines = []
     for row in comparison["rows"]:
         for figure, change in row["figures"].items():
-            runs = f"{len(change['baseline_values'])}:{len(change['current_values'])}"
-            if change["test"] is None:
-                verdict = "not tested"
-            elif change["worse"]:
+            runs = f"{_side_runs(change, 'baseline')}:{_side_runs(change, 'current')}"
+            if change["worse"]:  # tested, or timed out against recovered (timeout_rule)
                 verdict = "REGRESSION"
+            elif change["significant"]:
+                verdict = "better"
             else:
-                verdict = "better" if change["significant"] else "no significant change"
+                verdict = "not tested" if change["test"] is None else "no significant change"
             lines.append(
                 [
                     row["experiment"],
@@ -445,7 +663,7 @@ def comparison_lines(comparison: dict[str, Any]) -> list[list[str]]:
                     runs,
                     _side(figure, change, "baseline"),
                     _side(figure, change, "current"),
-                    _fmt(figure, change["change"]),
+                    _change_cell(figure, change),
                     _test(change),
                     _request_level(change),
                     verdict,
