@@ -61,6 +61,8 @@ class Recovery(TypedDict):
     since_source: str | None  # what that instant is, e.g. "delete of pod w-1"
     recovered_at: str | None  # ISO-8601
     primary: bool  # the figure that stands for this activity's recovery
+    # The most it may take (seconds from ``since``), when the activity has one.
+    bound_s: NotRequired[float | None]
 
 
 class Latency(TypedDict, total=False):
@@ -129,6 +131,22 @@ class Reason(TypedDict):
     value: Any
 
 
+class Criterion(TypedDict):
+    """One row of a scenario's criteria table: a claim, what was measured,
+    the bound, the instant it is measured from, and whether it held."""
+
+    id: str  # e.g. "success-rate", "replacement-ready.recovery_s", "disrupted"
+    state: Literal["held", "broken", "no evidence"]
+    # "activity", "recovery", "availability", "load", or "criterion".
+    kind: str
+    measured: Any  # the figure (seconds, a rate, a count), None when not measured
+    bound: Any  # the limit it is held to, None when it has none
+    since: str | None  # ISO-8601: the event it is timed from (the deletion, ...)
+    since_source: str | None  # what that event is
+    activity: str | None
+    message: str
+
+
 class Criteria(TypedDict):
     """What availability a scenario allows (the verdict control's arguments)."""
 
@@ -158,6 +176,9 @@ class Verdict(TypedDict):
     source: str
     reasons: list[Reason]
     evidence: list[Reason]  # the journal's failures, criteria aside
+    # Every criterion judged, each held, broken or without evidence; the
+    # verdict passes only when every one held.
+    criteria: NotRequired[list[Criterion]]
 
 
 class Blocks(TypedDict):
@@ -196,11 +217,13 @@ def recovery(
     timing: Mapping[str, Any] | None = None,
     *,
     primary: bool = True,
+    bound_s: float | None = None,
 ) -> Recovery:
     """A Recovery block; ``timing``: a mapping with ``since``, ``since_source``
-    and ``recovered_at`` (a recovery probe's output has them)."""
+    and ``recovered_at`` (a recovery probe's output has them); ``bound_s``:
+    the most it may take, from ``since``."""
     timing = timing or {}
-    return {
+    block: Recovery = {
         "metric": metric,
         "seconds": seconds,
         "since": timing.get("since"),
@@ -208,6 +231,9 @@ def recovery(
         "recovered_at": timing.get("recovered_at"),
         "primary": primary,
     }
+    if bound_s is not None:
+        block["bound_s"] = bound_s
+    return block
 
 
 def availability_of(figures: dict[str, Any]) -> Availability:

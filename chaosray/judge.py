@@ -30,12 +30,21 @@ from __future__ import annotations
 from typing import Any
 
 from chaosray import slo
-from chaosray.contract import Availability, Blocks, Criteria, Reason, Verdict, blocks_of
+from chaosray.contract import (
+    Availability,
+    Blocks,
+    Criteria,
+    Criterion,
+    Reason,
+    Verdict,
+    blocks_of,
+)
 from chaosray.journal import (
     activity_name,
     bounded_value,
     epoch,
     is_interrupted,
+    iso,
     iter_entries,
     last_error_line,
     short_value,
@@ -250,77 +259,6 @@ def evidence(journal: dict[str, Any]) -> list[Reason]:
     return found
 
 
-def _not_measured(name: str, what: str, value: Any = None) -> Reason:
-    return reason(NO_EVIDENCE, f"not measured: {name}: {what}", name, value)
-
-
-def availability_reasons(name: str, block: Availability, limits: Criteria) -> list[Reason]:
-    """How one availability block falls short of the criteria. A figure a
-    criterion needs that the block does not have is "not measured", never a pass."""
-    found = []
-    requests = block.get("requests")
-    rate, floor = block.get("success_rate"), limits["min_success_rate"]
-    if not requests or rate is None:
-        if any(
-            limits.get(key) is not None
-            for key in ("min_success_rate", "max_downtime_s", "max_longest_outage_s", "disruptive")
-        ):
-            found.append(_not_measured(name, "no request was measured", requests))
-        return found
-    if floor is not None and rate < floor:
-        found.append(
-            reason("availability", f"{name}: success rate {rate:.4%} below {floor:.2%}", name, rate)
-        )
-    for key, label, figure_key in (
-        ("max_downtime_s", "total downtime", "total_downtime_s"),
-        ("max_longest_outage_s", "longest outage", "longest_outage_s"),
-    ):
-        ceiling = limits.get(key)
-        figure = block.get(figure_key)
-        if not isinstance(ceiling, int | float):
-            continue
-        if not isinstance(figure, int | float):
-            found.append(_not_measured(name, f"{label} ({figure_key}) is missing", figure))
-        elif figure > ceiling:
-            found.append(
-                reason(
-                    "availability",
-                    f"{name}: {label} {figure:.2f}s above {ceiling:g}s",
-                    name,
-                    figure,
-                )
-            )
-    share_max = limits.get("max_budget_share")
-    if share_max is not None:
-        share = block_budget(block, limits)["share"]
-        if share is None:
-            found.append(_not_measured(name, "the error budget consumed could not be computed"))
-        elif share > share_max:
-            found.append(
-                reason(
-                    "budget",
-                    f"{name}: consumed {share:.2%} of the error budget, above {share_max:.2%}",
-                    name,
-                    share,
-                )
-            )
-    if block.get("ended_by") == "duration":
-        found.append(
-            _not_measured(
-                name,
-                "the measurement stopped at its own duration cap before the method ended "
-                "(raise its duration)",
-            )
-        )
-    if block.get("still_down"):
-        found.append(
-            reason(
-                "availability", f"{name}: the service was still down when monitoring ended", name
-            )
-        )
-    return found
-
-
 def method_availability(journal: dict[str, Any]) -> list[tuple[str, Availability]]:
     """The availability blocks of the method, with their activities' names."""
     return [
@@ -365,21 +303,338 @@ def judge(journal: dict[str, Any], limits: Criteria | None = None) -> Verdict:
             return _as_recorded(journal, given, found)
     source = "journal" if limits is None else "judge"
     limits = limits or NO_CRITERIA
-    measured = method_availability(journal)
-    shortfalls = [r for name, block in measured for r in availability_reasons(name, block, limits)]
-    shortfalls += _evidence_gaps(journal, measured, limits)
+    table = criteria_table(journal, limits, method_availability(journal))
+    # The table decides: every row not held is a reason, said once. Rows of
+    # activities (and of the load) are said by the journal's own evidence.
+    shortfalls: list[Reason] = []
+    for item in table:
+        if item["state"] == "held" or item["id"] == "k6-load" or item["kind"] == "activity":
+            continue
+        if all(r["message"] != item["message"] for r in shortfalls):
+            kind = NO_EVIDENCE if item["state"] == "no evidence" else item["kind"]
+            shortfalls.append(reason(kind, item["message"], item["activity"], item["measured"]))
     # "the journal's status is failed" says nothing when a shortfall says why.
     reasons = [r for r in found if not (shortfalls and r["kind"] == "status")] + shortfalls
-    passed = not reasons and status == "completed"
-    if not passed and not reasons:
-        reasons.append(reason("status", f"the journal's status is {status!r}"))
+    passed = (
+        not reasons and status == "completed" and all(item["state"] == "held" for item in table)
+    )
     return {
         "passed": passed,
         "skipped": False,
         "source": source,
         "reasons": [] if passed else reasons,
         "evidence": found,
+        "criteria": table,
     }
+
+
+def row(
+    criterion_id: str,
+    state: Any,
+    message: str,
+    *,
+    kind: str = "criterion",
+    measured: Any = None,
+    bound: Any = None,
+    since: str | None = None,
+    since_source: str | None = None,
+    activity: str | None = None,
+) -> Criterion:
+    """One row of the criteria table; ``message`` says what was seen (the
+    reason the verdict gives when it did not hold)."""
+    return {
+        "id": criterion_id,
+        "state": state,
+        "kind": kind,
+        "measured": bounded_value(measured),
+        "bound": bound,
+        "since": since,
+        "since_source": since_source,
+        "activity": activity,
+        "message": message,
+    }
+
+
+def _state(ok: bool | None) -> Any:
+    return "no evidence" if ok is None else ("held" if ok else "broken")
+
+
+def _not_measured(name: str, what: str) -> str:
+    return f"not measured: {name}: {what}"
+
+
+PHASE_PREFIX = {
+    "steady_state_before": "before:",
+    "steady_state_after": "after:",
+    "steady_state_during": "during:",
+    "rollback": "rollback:",
+}
+
+
+def _activity_rows(journal: dict[str, Any]) -> list[Criterion]:
+    """A row per steady-state probe, method activity and rollback: held when
+    it succeeded (and met its tolerance), broken when it failed or a signal
+    cut it off; and a row per recovery figure, timed from its event."""
+    rows: list[Criterion] = []
+    for phase, entry in iter_entries(journal):
+        if phase == "control":
+            continue
+        name = activity_name(entry)
+        prefix = PHASE_PREFIX.get(phase, "")
+        cut = is_interrupted(entry)
+        failed = cut or entry.get("status") == "failed" or entry.get("tolerance_met") is False
+        error = last_error_line(entry)
+        seen = (
+            "cut off by a signal"
+            if cut
+            else f"failed: {error}"
+            if failed and error
+            else f"not met: got {short_value(entry.get('output'))}"
+            if failed
+            else "held"
+        )
+        blocks = blocks_of(entry.get("output"))
+        if phase == "method" and blocks["availability"] is not None:
+            continue  # an availability measurement: its figures are rows of their own
+        rows.append(
+            row(
+                f"{prefix}{name}",
+                _state(not failed),
+                f"{prefix}{name}: {seen}",
+                kind="activity",
+                activity=name,
+            )
+        )
+        if phase != "method" or failed:
+            continue
+        for figure in blocks["recoveries"]:
+            rows.append(_recovery_row(name, figure))
+    return rows
+
+
+def _recovery_row(name: str, figure: Any) -> Criterion:
+    seconds, bound = figure.get("seconds"), figure.get("bound_s")
+    metric = str(figure.get("metric"))
+    since = figure.get("since_source") or "its event"
+    ok = None if seconds is None else (not isinstance(bound, int | float) or seconds <= bound)
+    if seconds is None:
+        text = _not_measured(name, f"{metric}: no recovery after the {since} was seen")
+    else:
+        limit = f"at most {bound:g}s" if isinstance(bound, int | float) else "no bound"
+        text = f"{name}: {metric} {seconds:.1f}s after the {since} ({limit})"
+    return row(
+        f"{name}.{metric}",
+        _state(ok if figure.get("primary") or seconds is not None else True),
+        text,
+        kind="recovery",
+        measured=seconds,
+        bound=bound,
+        since=figure.get("since"),
+        since_source=figure.get("since_source"),
+        activity=name,
+    )
+
+
+def _availability_rows(name: str, block: Availability, limits: Criteria) -> list[Criterion]:
+    """A row per availability criterion the limits set, and "up at the end"
+    always; with no request measured every one is "no evidence"."""
+    rate = block.get("success_rate")
+    measured = bool(block.get("requests")) and rate is not None
+    since = epoch(block.get("started_at"))
+    origin = "the start of the measurement" if since is not None else None
+    rows: list[Criterion] = []
+    nothing = _not_measured(name, "no request was measured")
+
+    def add(
+        cid: str, ok: bool | None, text: str, value: Any, bound: Any, kind: str = "availability"
+    ) -> None:
+        message = nothing if not measured else f"{name}: {text}"
+        rows.append(
+            row(
+                cid,
+                _state(ok if measured else None),
+                message,
+                kind=kind,
+                measured=value,
+                bound=bound,
+                since=iso(since),
+                since_source=origin,
+                activity=name,
+            )
+        )
+
+    floor = limits.get("min_success_rate")
+    if floor is not None:
+        ok = rate is not None and rate >= floor
+        text = f"success rate {rate or 0:.4%} " + (
+            f"(at least {floor:.2%})" if ok else f"below {floor:.2%}"
+        )
+        add("success-rate", ok, text, rate, floor)
+    for key, cid, label, figure_key in (
+        ("max_downtime_s", "outage-s", "total downtime", "total_downtime_s"),
+        ("max_longest_outage_s", "longest-outage-s", "longest outage", "longest_outage_s"),
+    ):
+        ceiling = limits.get(key)
+        figure = block.get(figure_key)
+        if not isinstance(ceiling, int | float):
+            continue
+        if measured and not isinstance(figure, int | float):
+            rows.append(
+                row(
+                    cid,
+                    _state(None),
+                    _not_measured(name, f"{label} ({figure_key}) is missing"),
+                    kind="availability",
+                    bound=ceiling,
+                    activity=name,
+                )
+            )
+            continue
+        if not isinstance(figure, int | float):
+            add(cid, None, "not measured", figure, ceiling)
+            continue
+        ok = figure <= ceiling
+        text = f"{label} {figure:.2f}s " + (
+            f"(at most {ceiling:g}s)" if ok else f"above {ceiling:g}s"
+        )
+        add(cid, ok, text, figure, ceiling)
+    share_max = limits.get("max_budget_share")
+    if share_max is not None:
+        share = block_budget(block, limits)["share"] if measured else None
+        ok = share is not None and share <= share_max
+        text = (
+            f"consumed {share:.2%} of the error budget, "
+            + (f"at most {share_max:.2%}" if ok else f"above {share_max:.2%}")
+            if share is not None
+            else "the error budget consumed could not be computed"
+        )
+        add("budget-share", ok if share is not None else None, text, share, share_max, "budget")
+    still_down = bool(block.get("still_down"))
+    add(
+        "up-at-end",
+        not still_down,
+        "the service was still down when monitoring ended"
+        if still_down
+        else "the service answered when monitoring ended",
+        not still_down,
+        True,
+    )
+    if block.get("ended_by") == "duration":
+        rows.append(
+            row(
+                "measured-to-the-end",
+                _state(None),
+                _not_measured(
+                    name,
+                    "the measurement stopped at its own duration cap before the method "
+                    "ended (raise its duration)",
+                ),
+                kind="availability",
+                activity=name,
+            )
+        )
+    return rows
+
+
+def _disruption_rows(
+    journal: dict[str, Any], limits: Criteria, measured: list[tuple[str, Availability]]
+) -> list[Criterion]:
+    """``disrupted`` (the scenario really broke something: a dry run, a
+    skipped step or nothing at all proves nothing), ``availability`` (some
+    measurement exists where the criteria ask for one) and
+    ``measurement-covers-disruption`` (each measurement spans each disruption)."""
+    rows: list[Criterion] = []
+    wants_availability = limits.get("disruptive") or any(
+        limits.get(key) is not None
+        for key in ("min_success_rate", "max_downtime_s", "max_longest_outage_s")
+    )
+    if wants_availability and not measured:
+        rows.append(
+            row(
+                "availability",
+                _state(None),
+                "not measured: availability: the method has no "
+                "availability measurement (add the availability monitor)",
+            )
+        )
+    attempted = [d for _, _, blocks in method_blocks(journal) for d in blocks["disruptions"]]
+    done = [d for d in attempted if d.get("status") == "done" and d.get("kind") != "cordon"]
+    what = [f"{d['kind']} of {d.get('pod') or d.get('node')}" for d in done]
+    if limits.get("disruptive"):
+        first = min((at for d in done if (at := epoch(d.get("at"))) is not None), default=None)
+        states = sorted({str(d.get("status")) for d in attempted}) or ["no disruption"]
+        rows.append(
+            row(
+                "disrupted",
+                _state(True if done else None),
+                f"disrupted: {', '.join(what)}"
+                if done
+                else "not measured: disrupted: nothing was really disrupted "
+                f"({', '.join(states)}), so the scenario proves nothing",
+                measured=what or states,
+                since=iso(first),
+                since_source="the first disruption" if first is not None else None,
+            )
+        )
+    for name, block in measured:
+        start, end = epoch(block.get("started_at")), epoch(block.get("ended_at"))
+        if start is None or end is None or not done:
+            continue
+        outside = [
+            w
+            for d, w in zip(done, what, strict=True)
+            if (at := epoch(d.get("at"))) is not None and not start <= at <= end
+        ]
+        rows.append(
+            row(
+                "measurement-covers-disruption",
+                _state(None if outside else True),
+                _not_measured(
+                    name, f"the measurement does not cover the disruption ({', '.join(outside)})"
+                )
+                if outside
+                else f"{name}: measured from {iso(start)} to {iso(end)}, across every disruption",
+                kind="availability",
+                activity=name,
+            )
+        )
+    return rows
+
+
+def criteria_table(
+    journal: dict[str, Any], limits: Criteria, measured: list[tuple[str, Availability]]
+) -> list[Criterion]:
+    """The scenario's criteria table: every claim the verdict makes, each
+    held, broken or without evidence, with its figure, bound and origin."""
+    rows = _activity_rows(journal)
+    for name, block in measured:
+        rows.extend(_availability_rows(name, block, limits))
+    rows.extend(_disruption_rows(journal, limits, measured))
+    k6 = _k6_result(journal)
+    if k6 is not None:
+        problems = _k6_reasons(k6)
+        ok = None if any(r["kind"] == NO_EVIDENCE for r in problems) else not problems
+        timeout = k6.get("timeout_s")
+        rows.append(
+            row(
+                "k6-load",
+                _state(ok),
+                "; ".join(r["message"] for r in problems)
+                or f"k6 load: {k6.get('requests')} requests, thresholds held"
+                + (f" (request timeout {timeout:g}s)" if isinstance(timeout, int | float) else ""),
+                kind="load",
+                measured=k6.get("success_rate"),
+                bound=k6.get("thresholds"),
+                activity=K6_RUN_NAME,
+            )
+        )
+    return rows
+
+
+def failed_criteria(verdict: Verdict) -> list[Criterion]:
+    """The rows of a verdict's table that did not hold, broken first."""
+    rows = [r for r in verdict.get("criteria") or [] if r["state"] != "held"]
+    return sorted(rows, key=lambda r: r["state"] != "broken")
 
 
 def method_blocks(journal: dict[str, Any]) -> list[tuple[str, dict[str, Any], Blocks]]:
@@ -389,73 +644,6 @@ def method_blocks(journal: dict[str, Any]) -> list[tuple[str, dict[str, Any], Bl
         for phase, entry in iter_entries(journal)
         if phase == "method"
     ]
-
-
-def _evidence_gaps(
-    journal: dict[str, Any], measured: list[tuple[str, Availability]], limits: Criteria
-) -> list[Reason]:
-    """The criteria nobody measured: no availability measurement where the
-    criteria ask for one, a measurement that does not cover the disruption, a
-    recovery never measured, a disruptive scenario that disrupted nothing."""
-    if journal.get("status") in ("interrupted", "aborted"):
-        return []  # said already: an interrupted run proves nothing either way
-    gaps: list[Reason] = []
-    wants_availability = limits.get("disruptive") or any(
-        limits.get(key) is not None
-        for key in ("min_success_rate", "max_downtime_s", "max_longest_outage_s")
-    )
-    if wants_availability and not measured:
-        gaps.append(
-            reason(
-                NO_EVIDENCE,
-                "not measured: availability: the method has no availability measurement "
-                "(add the availability monitor)",
-            )
-        )
-    entries = method_blocks(journal)
-    done = [
-        d
-        for _, _, blocks in entries
-        for d in blocks["disruptions"]
-        if d.get("status") == "done" and d.get("kind") != "cordon"
-    ]
-    if limits.get("disruptive"):
-        attempted = [d for _, _, blocks in entries for d in blocks["disruptions"]]
-        if not done:
-            states = sorted({str(d.get("status")) for d in attempted}) or ["no disruption"]
-            gaps.append(
-                reason(
-                    NO_EVIDENCE,
-                    "not measured: disrupted: nothing was really disrupted "
-                    f"({', '.join(states)}), so the scenario proves nothing",
-                    None,
-                    states,
-                )
-            )
-    for name, block in measured:
-        start, end = epoch(block.get("started_at")), epoch(block.get("ended_at"))
-        if start is None or end is None:
-            continue
-        outside = [
-            d for d in done if (at := epoch(d.get("at"))) is not None and not start <= at <= end
-        ]
-        if outside:
-            what = ", ".join(f"{d['kind']} of {d.get('pod') or d.get('node')}" for d in outside)
-            gaps.append(
-                _not_measured(name, f"the measurement does not cover the disruption ({what})")
-            )
-    for name, entry, blocks in entries:
-        if entry.get("status") == "failed" or is_interrupted(entry):
-            continue  # the activity's failure says it already
-        for figure in blocks["recoveries"]:
-            if figure.get("primary") and figure.get("seconds") is None:
-                gaps.append(
-                    _not_measured(
-                        name,
-                        f"{figure.get('metric')}: no recovery after the disruption was seen",
-                    )
-                )
-    return gaps
 
 
 def _text(value: Any) -> str:

@@ -170,6 +170,7 @@ def _k6_result(**overrides: Any) -> dict[str, Any]:
 def test_a_clean_completed_journal_passes() -> None:
     summary = summarize_experiment(_journal([_entry("wait")]))
     assert summary["schema"] == EXPERIMENT_SCHEMA
+    criteria = summary["verdict"].pop("criteria")
     assert summary["verdict"] == {
         "passed": True,
         "skipped": False,
@@ -177,6 +178,8 @@ def test_a_clean_completed_journal_passes() -> None:
         "reasons": [],
         "evidence": [],
     }
+    # Its one criterion, the activity, held.
+    assert [(c["id"], c["state"], c["kind"]) for c in criteria] == [("wait", "held", "activity")]
     assert summary["title"] == summary["name"] == "Hand-made experiment"
     assert summary["duration_s"] == 60.0
 

@@ -129,7 +129,8 @@ def test_a_recovery_never_seen_is_not_measured() -> None:
     seen = recovery("recovery_s", 12.0, {"since": "x"})
     wait = _entry("replacement-ready", {"recoveries": [unseen]})
     assert _messages(_journal(_monitor(), _deleted(), wait)) == [
-        "not measured: replacement-ready: recovery_s: no recovery after the disruption was seen"
+        "not measured: replacement-ready: recovery_s: no recovery after the delete of pod w-1 "
+        "was seen"
     ]
     fine = _entry("replacement-ready", {"recoveries": [seen]})
     assert _messages(_journal(_monitor(), _deleted(), fine)) == []
@@ -170,6 +171,8 @@ def test_an_interrupted_run_is_interrupted_not_unmeasured() -> None:
     assert _messages(journal) == [
         "the experiment was interrupted",
         "not measured: availability-monitor: no request was measured",
+        "not measured: disrupted: nothing was really disrupted (no disruption), "
+        "so the scenario proves nothing",
     ]
 
 

@@ -410,7 +410,7 @@ def wait_for_ready_pods(
         **when,
         "pods": [describe(p) for p in pods.values()],
         RECOVERIES_KEY: [
-            recovery("recovery_s", recovery_s, when),
+            recovery("recovery_s", recovery_s, when, bound_s=timeout),
             recovery("observed_recovery_s", observed_s, when, primary=False),
         ],
     }

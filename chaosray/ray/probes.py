@@ -576,8 +576,14 @@ def ray_head_recovery(
         )
     return {
         RECOVERIES_KEY: [
-            recovery("head_ready_s", head["recovery_s"], head),
-            recovery("workers_reconnect_s", reconnect_s, head, primary=False),
+            recovery("head_ready_s", head["recovery_s"], head, bound_s=head_timeout),
+            recovery(
+                "workers_reconnect_s",
+                reconnect_s,
+                {**head, "since": head["recovered_at"], "since_source": "the new head's Ready"},
+                primary=False,
+                bound_s=reconnect_timeout,
+            ),
         ],
         "head_ready_s": head["recovery_s"],
         "workers_reconnect_s": reconnect_s,

@@ -337,8 +337,8 @@ def wait_for_redis_rejoin(
     rejoin_s = max(0.0, time.time() - since_epoch)
     result = {
         RECOVERIES_KEY: [
-            recovery("recovery_s", ready["recovery_s"], ready),
-            recovery("rejoin_s", rejoin_s, ready, primary=False),
+            recovery("recovery_s", ready["recovery_s"], ready, bound_s=timeout),
+            recovery("rejoin_s", rejoin_s, ready, primary=False, bound_s=timeout),
         ],
         "recovery_s": ready["recovery_s"],
         "rejoin_s": rejoin_s,
