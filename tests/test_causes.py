@@ -11,17 +11,14 @@ report's own path (``summarize_experiment``)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from chaosray import contract
 from chaosray.causes import NO_EVENT, RULES, attribute, attribute_window, disruption_events
-from chaosray.k8s import actions as k8s_actions
 from chaosray.load.probes import monitor_availability
 from chaosray.metrics import Request, RequestStats
-from chaosray.redis import actions as redis_actions
 from chaosray.report.experiment import summarize_experiment
 from tests.rig.http_server import ScheduledServer
 
@@ -108,30 +105,15 @@ def _summarized(
     return windows
 
 
-def _redis_delete_output(monkeypatch: pytest.MonkeyPatch, role: str, at: float) -> Any:
-    """The real delete_redis_pod's output: its Redis status and the API
-    server stand-ins, the pod deleted by the real k8s deletion code (which
-    builds the disruption block)."""
-    deleted_at = datetime.fromtimestamp(T + at + 30.0, UTC)  # deletionTimestamp: end of grace
-
-    def pod(name: str) -> Any:
-        return SimpleNamespace(
-            metadata=SimpleNamespace(name=name, uid=f"uid-{name}", deletion_timestamp=deleted_at,
-                                     deletion_grace_period_seconds=30),
-            spec=SimpleNamespace(node_name="n-1"),
-        )  # fmt: skip
-
-    core = SimpleNamespace(delete_namespaced_pod=lambda name, *_a, **_k: pod(name))
-
-    def delete_pod(label_selector: str, namespace: str, name: str, **kw: Any) -> Any:
-        return k8s_actions._delete(core, pod(name), namespace, label_selector, kw["grace_period"])
-
-    status = {"primary": "redis-0", "replicas": {"redis-1": {}, "redis-2": {}}, "problems": []}
-    monkeypatch.setattr(redis_actions, "require_allowed_context", lambda *_a: None)
-    monkeypatch.setattr(redis_actions, "redis_replication_status", lambda *_a, **_k: status)
-    monkeypatch.setattr(redis_actions, "record_deleted_role", lambda *_a: None)
-    monkeypatch.setattr(redis_actions, "delete_pod", delete_pod)
-    return redis_actions.delete_redis_pod(role=role, namespace="redis", mode="direct")
+def _redis_delete_output(role: str, at: float) -> Any:
+    """What delete_redis_pod returns (its disruption block carries the role:
+    tests/test_redis.py checks that on the real action against the test
+    cluster and real Redis), built with the contract's own block builder."""
+    block = contract.disruption(
+        "delete", at=_iso(at), at_source="api", pod="redis-0", node="n-1",
+        grace_period=None, role=role, primary_before="redis-0",
+    )  # fmt: skip
+    return {"pod": "redis-0", "role": role, contract.DISRUPTIONS_KEY: [block]}
 
 
 def test_the_nearest_preceding_event_within_the_horizon_is_named_not_called_a_cause() -> None:
@@ -324,13 +306,11 @@ def test_zombie_worker_rule_says_only_what_was_seen() -> None:
     assert rule not in _rules(attribute_window(_window(0, 3), no_head))
 
 
-def test_gcs_stops_on_redis_primary_change_on_the_real_redis_delete_output(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The rule reads the role from the disruption block the real
-    delete_redis_pod writes, through the report's path."""
+def test_gcs_stops_on_redis_primary_change_on_the_redis_delete_output() -> None:
+    """The rule reads the role from delete_redis_pod's disruption block,
+    through the report's path."""
     rule = "gcs-stops-on-redis-primary-change"
-    output = _redis_delete_output(monkeypatch, "primary", at=-20.0)
+    output = _redis_delete_output("primary", at=-20.0)
     assert output["role"] == "primary"
     (block,) = output[contract.DISRUPTIONS_KEY]
     assert block["details"]["role"] == "primary" and block["pod"] == "redis-0"
@@ -344,7 +324,7 @@ def test_gcs_stops_on_redis_primary_change_on_the_real_redis_delete_output(
     assert _evidence(hint) == ["delete of redis-0", "pod h-0 not_ready"]
     assert [round(e["at_s"], 1) for e in hint["evidence"]] == [-20.0, -8.0]
     # A replica's loss does not stop the GCS.
-    replica = _redis_delete_output(monkeypatch, "replica", at=-20.0)
+    replica = _redis_delete_output("replica", at=-20.0)
     assert replica[contract.DISRUPTIONS_KEY][0]["details"]["role"] == "replica"
     redis = _entry("chaosray.redis.actions", "delete_redis_pod", replica, -20.0)
     (window,) = _summarized([monitor, redis], head_down, watched)

@@ -515,8 +515,17 @@ def test_render_junit_is_valid_and_says_why() -> None:
     interrupted = summarize_experiment(_journal(status="interrupted"), name="node-drain")
     root = ET.fromstring(render_junit(_suite_of(passing, failing, interrupted)))
     assert root.tag == "testsuites"
-    (suite,) = root.findall("testsuite")
+    suite, criteria = root.findall("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
+    # A test case per criterion, so a CI system names the one that broke.
+    broken = [
+        (c.get("classname"), c.get("name"), c.find("failure").get("type"))  # type: ignore[union-attr]
+        for c in criteria.findall("testcase")
+        if c.find("failure") is not None
+    ]
+    assert broken == [("chaosray.head-delete", "w", "broken")], broken
+    assert criteria.get("failures") == "1"
+    assert int(root.get("tests") or 0) == 3 + len(criteria.findall("testcase"))
     assert suite.get("timestamp") == epoch_iso(T0)[:19] and suite.get("time") == "600.000"
     cases = {c.get("name"): c for c in suite.findall("testcase")}
     assert set(cases) == {"worker-delete", "head-delete", "node-drain"}
@@ -753,3 +762,20 @@ def test_a_real_run_matches_the_ground_truth(
     assert root.find("testsuite/testcase/failure") is not None
     assert len(_svgs(render_html(suite))) == 2  # availability and latency; no pod timeline
     assert not math.isnan(summary["availability"]["success_rate"])
+
+
+def test_console_and_html_show_the_criteria_table_broken_rows_first() -> None:
+    passing, _ = _two_experiments()
+    held = summarize_experiment(
+        _journal([_entry("a"), _entry("w", status="failed", exception=["boom\n"]), _entry("z")],
+                 status="failed"),
+        name="head-delete",
+    )  # fmt: skip
+    text = render_console(_suite_of(passing, held))
+    assert "head-delete: criteria 2 of 3 held" in text
+    assert "BROKEN w: w: failed: boom" in text
+    page = render_html(_suite_of(passing, held))
+    assert "<h3>Criteria (2 of 3 held)</h3>" in page
+    section = page[page.index("<h3>Criteria (2 of 3 held)</h3>") :]
+    rows = re.findall(r'<tr class="([a-z-]+)">.*?<code>([^<]+)</code>', section)[:3]
+    assert rows == [("broken", "w"), ("held", "a"), ("held", "z")]

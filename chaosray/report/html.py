@@ -16,6 +16,7 @@ from chaosray.report.render import (
     fmt_recovery,
     fmt_s,
     fmt_share,
+    ordered_criteria,
 )
 from chaosray.report.suite import verdict_word
 from chaosray.report.svg import (
@@ -50,6 +51,8 @@ th { background: #f5f5f5; font-weight: 600; white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.nowrap { white-space: nowrap; }
 tr.failed td.verdict { color: var(--bad); font-weight: 600; }
+.crit { font-weight: 600; } .crit.held { color: var(--ok); }
+.crit.broken, .crit.no-evidence { color: var(--bad); }
 tr.passed td.verdict { color: var(--ok); font-weight: 600; }
 ul.reasons { margin: 6px 0 10px; padding-left: 20px; }
 ul.reasons li { margin: 2px 0; color: #b71c1c; }
@@ -381,6 +384,37 @@ def _budget(experiment: dict[str, Any]) -> str:
     )
 
 
+def _criteria(experiment: dict[str, Any]) -> str:
+    """The criteria table: each claim, held, broken or without evidence,
+    with its figure, bound and the event it is timed from; broken rows first."""
+    rows = ordered_criteria(experiment)
+    if not rows:
+        return ""
+    cells = [
+        [
+            f'<span class="crit {_e(r["state"]).replace(" ", "-")}">{_e(r["state"])}</span>',
+            f"<code>{_e(r['id'])}</code>",
+            _e(r["message"]),
+            _e(r.get("measured")),
+            _e(r.get("bound")),
+            _e(r.get("since_source")) + (f"<br>{_clock(r['since'])}" if r.get("since") else ""),
+        ]
+        for r in rows
+    ]
+    held = sum(r["state"] == "held" for r in rows)
+    headers = [
+        ("State", False),
+        ("Criterion", False),
+        ("What was seen", False),
+        ("Measured", True),
+        ("Bound", True),
+        ("Timed from", False),
+    ]
+    return f"<h3>Criteria ({held} of {len(rows)} held)</h3>" + _table(
+        headers, cells, [str(r["state"]).replace(" ", "-") for r in rows]
+    )
+
+
 def _experiment(experiment: dict[str, Any], slug: str) -> str:
     verdict = experiment["verdict"]
     parts = [
@@ -393,6 +427,7 @@ def _experiment(experiment: dict[str, Any], slug: str) -> str:
         f"<code>{_e(experiment.get('journal_status'))}</code>; verdict from "
         f"<code>{_e(verdict['source'])}</code>.</p>",
         _reasons(experiment),
+        _criteria(experiment),
         _figures(experiment),
     ]  # fmt: skip
     axis = time_axis_for(experiment)

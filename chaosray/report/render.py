@@ -142,12 +142,63 @@ def _figures_text(experiment: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+CRITERION_ORDER = {"broken": 0, "no evidence": 1, "held": 2}
+
+
+def ordered_criteria(experiment: dict[str, Any]) -> list[dict[str, Any]]:
+    """An experiment's criteria table, broken rows first, then those with
+    no evidence, then those that held (each group in the judge's order)."""
+    rows = list((experiment.get("verdict") or {}).get("criteria") or [])
+    return sorted(rows, key=lambda r: CRITERION_ORDER.get(str(r.get("state")), 3))
+
+
+def criterion_figures(criterion: dict[str, Any]) -> str:
+    """What a criterion measured, its bound and its origin, in one line."""
+    parts = [f"measured: {criterion.get('measured')!r}", f"bound: {criterion.get('bound')!r}"]
+    if criterion.get("since"):
+        parts.append(f"from {criterion.get('since_source') or 'its event'} at {criterion['since']}")
+    return "; ".join(parts)
+
+
+def _criteria_suite(root: ET.Element, suite: dict[str, Any]) -> dict[str, int]:
+    """A second ``<testsuite>``: a ``<testcase>`` per criterion of every
+    experiment (classname ``chaosray.<experiment>``, name the criterion's
+    id), a ``<failure>`` of type ``broken`` or ``no evidence`` for a row
+    that did not hold, so CI systems show which criterion broke."""
+    title = f"{suite.get('title') or 'chaosray'}: criteria"
+    testsuite = ET.SubElement(root, "testsuite", name=_xml_text(title))
+    counts = {"tests": 0, "failures": 0}
+    for experiment in suite["experiments"]:
+        classname = "chaosray." + re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment["name"])
+        for criterion in ordered_criteria(experiment):
+            counts["tests"] += 1
+            case = ET.SubElement(
+                testsuite, "testcase", name=_xml_text(criterion["id"]), classname=classname
+            )
+            if criterion["state"] != "held":
+                counts["failures"] += 1
+                failure = ET.SubElement(
+                    case,
+                    "failure",
+                    message=_xml_text(criterion["message"]),
+                    type=_xml_text(criterion["state"]),
+                )
+                failure.text = _xml_text(criterion_figures(criterion))
+            out = ET.SubElement(case, "system-out")
+            out.text = _xml_text(f"{criterion['message']}\n{criterion_figures(criterion)}")
+    for key, value in {**counts, "errors": 0, "skipped": 0}.items():
+        testsuite.set(key, str(value))
+    return counts
+
+
 def render_junit(suite: dict[str, Any]) -> str:
     """JUnit XML: ``<testsuites>`` with one ``<testsuite>`` and a
     ``<testcase>`` per experiment. A failed verdict is a ``<failure>`` (its
     ``message`` the first reason, its text every reason); an interrupted or
     aborted experiment is an ``<error>``. Each test case's ``<system-out>``
-    holds the key figures. Times are seconds."""
+    holds the key figures. Times are seconds. A second ``<testsuite>``
+    holds a ``<testcase>`` per criterion of each experiment's criteria
+    table (:func:`_criteria_suite`)."""
     experiments = suite["experiments"]
     failures = errors = skipped = 0
     total_time = suite.get("duration_s")
@@ -203,7 +254,10 @@ def render_junit(suite: dict[str, Any]) -> str:
     }
     for key, value in counts.items():
         testsuite.set(key, value)
-        root.set(key, value)
+    criteria = _criteria_suite(root, suite)
+    for key, value in counts.items():
+        extra = criteria.get(key, 0)
+        root.set(key, value if not extra else str(int(value) + extra))
     stamp = _junit_timestamp(suite.get("started"))
     if stamp:
         testsuite.set("timestamp", stamp)
@@ -286,7 +340,8 @@ def render_comparison_console(
 
 def render_console(suite: dict[str, Any], *, width: int = 120, color: bool = False) -> str:
     """The console summary as a string: the comparison table, then each failed
-    experiment's reasons. Rendered with a rich ``Console(record=True)``;
+    experiment's reasons, then each experiment's criteria count and every
+    criterion that did not hold. Rendered with a rich ``Console(record=True)``;
     plain text by default, ANSI colours with ``color=True``. Print it as is."""
     console = Console(
         record=True, width=width, file=io.StringIO(), force_terminal=color, color_system="standard"
@@ -324,4 +379,17 @@ def render_console(suite: dict[str, Any], *, width: int = 120, color: bool = Fal
             console.print(Text(f"{experiment['name']}: failed", style="bold red"))
         for reason in experiment["verdict"]["reasons"]:
             console.print(Text(f"  - {reason['message']}"))
+    for experiment in suite["experiments"]:
+        rows = ordered_criteria(experiment)
+        if not rows:
+            continue
+        held = sum(r["state"] == "held" for r in rows)
+        console.print(Text(f"{experiment['name']}: criteria {held} of {len(rows)} held"))
+        for criterion in rows:
+            if criterion["state"] != "held":
+                console.print(
+                    Text(
+                        f"  {criterion['state'].upper()} {criterion['id']}: {criterion['message']}"
+                    )
+                )
     return console.export_text(styles=color)
