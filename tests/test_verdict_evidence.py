@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from chaosray.contract import availability_of, disruption, recovery
@@ -179,11 +180,12 @@ def test_an_interrupted_run_is_interrupted_not_unmeasured() -> None:
 # --- the shipped experiments on the test cluster -----------------------------------------
 
 
-def test_worker_delete_in_dry_run_fails_as_not_disrupted(
-    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+@pytest.mark.parametrize("name", ["worker-delete", "node-drain", "sequential-worker-delete"])
+def test_a_dry_run_fails_as_not_disrupted(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path, name: str
 ) -> None:
     before = {p.metadata.uid for p in ready_pods(topology.core(), WORKERS)}
-    run = _run("worker-delete", topology, scheduled_server, tmp_path, chaosray_dry_run="true")
+    run = _run(name, topology, scheduled_server, tmp_path, chaosray_dry_run="true")
     assert run.returncode == 1, run.console
     reasons = _verdict(run)["reasons"]
     assert any(

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client, config
 
 from chaosray.lab import lab
-from tests.lab.helpers import LAB, machine_state
+from tests.lab.helpers import LAB, admin, machine_state, wait_whole
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +41,14 @@ def as_chaosray(the_lab: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> cli
     monkeypatch.setenv("KUBECONFIG", the_lab["kubeconfig"])
     monkeypatch.delenv("KUBERNETES_CONTEXT", raising=False)
     return client.CoreV1Api(config.new_client_from_config(config_file=the_lab["kubeconfig"]))
+
+
+@pytest.fixture
+def whole_lab(the_lab: dict[str, str], as_chaosray: client.CoreV1Api) -> dict[str, str]:
+    """The reference deployment whole before the test (the dashboard probes
+    act with the lab's chaosray token, as_chaosray sets it)."""
+    wait_whole(admin(the_lab), "the reference deployment whole before the test")
+    return the_lab
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -53,14 +53,6 @@ def _entry(journal: dict[str, Any], name: str) -> dict[str, Any]:
     )
 
 
-@pytest.fixture
-def whole_lab(the_lab: dict[str, str], as_chaosray: client.CoreV1Api) -> dict[str, str]:
-    """The reference deployment whole before the test (the dashboard probes
-    act with the lab's chaosray token, as_chaosray sets it)."""
-    wait_whole(admin(the_lab), "the reference deployment whole before the test")
-    return the_lab
-
-
 @pytest.mark.timeout(2700)  # the whole suite: about 19 minutes here
 def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figures(
     whole_lab: dict[str, str], tmp_path: Path
