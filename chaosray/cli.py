@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run pre-validation, the scenarios and post-validation against the cluster of "
             "the current kubeconfig (KUBECONFIG, KUBERNETES_CONTEXT). Exits 0 only when "
-            "every experiment passed; 130 after Ctrl-C (once cleaned up)."
+            "every experiment passed; 130 after Ctrl-C, 143 after SIGTERM (once the "
+            "running experiment has stopped with its rollbacks, cleaned up and reported)."
         ),
     )
     run.add_argument(

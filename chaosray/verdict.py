@@ -13,6 +13,12 @@ experiment's controls, so it sees what the others recorded::
 It writes ``journal["chaosray"]["verdict"] = {"passed": ..., "reasons": [...]}``
 and, when the experiment had completed but failed a criterion, sets the
 journal's status to ``failed`` (so ``chaos run`` exits 1).
+
+An experiment a signal interrupted (Ctrl-C or SIGTERM, recorded by
+:mod:`chaosray.interrupts`) never passes: its status becomes ``interrupted``
+(whatever Chaos Toolkit made of the signal: chaoslib's own SIGTERM handling
+can end ``completed``), the first reason names the signal, and ``chaos run``
+exits 1.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 from chaoslib.exceptions import InvalidActivity
 from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
+from chaosray import interrupts
 from chaosray.judge import criteria, judge
 
 __all__ = ["after_experiment_control", "validate_control"]
@@ -51,6 +58,9 @@ def after_experiment_control(
     """Judge the finished experiment (:func:`chaosray.judge.judge`) and record
     the verdict and the criteria in the journal."""
     record = state.setdefault("chaosray", {})
+    signal_name = interrupts.interrupted_by()
+    if signal_name and state.get("status") != "aborted":
+        state["status"] = "interrupted"  # what the judge, the report and chaos read
     try:
         limits = criteria(**arguments)
     except (TypeError, ValueError) as exc:
@@ -59,6 +69,9 @@ def after_experiment_control(
         record["verdict_criteria"] = dict(limits)
         verdict = judge(state, limits)
         passed, reasons = verdict["passed"], [r["message"] for r in verdict["reasons"]]
+    if signal_name:
+        passed = False
+        reasons.insert(0, f"interrupted by {signal_name}: the run was cancelled, so it cannot pass")
     record["verdict"] = {"passed": passed, "reasons": reasons}
     if passed:
         logger.info("Verdict: passed")

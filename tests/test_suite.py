@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ def _suite(
     interrupt_after: float | None = None,
     options: list[str] | None = None,
     results: str = "results",
+    interrupt: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> tuple[int, str, Path]:
     var_file = tmp_path / "vars.json"
     configuration = {**FAST, "inference_url": server.url, **(extra or {})}
@@ -65,6 +67,8 @@ def _suite(
         if interrupt_after is not None:
             time.sleep(interrupt_after)
             proc.send_signal(signal.SIGINT)
+        if interrupt is not None:
+            interrupt(proc)
         out, _ = proc.communicate(timeout=600)
     (folder,) = (tmp_path / results).iterdir()
     return proc.returncode, out, folder
@@ -198,6 +202,64 @@ def test_ctrl_c_cleans_up_and_writes_the_report_so_far(
     requests_after_stop = len(scheduled_server.served())
     time.sleep(1.5)
     assert len(scheduled_server.served()) == requests_after_stop  # no load left running
+
+
+def _gone(process: psutil.Process) -> bool:
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_sigterm_stops_the_suite_as_ctrl_c_does_and_leaves_no_process(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    descendants: list[psutil.Process] = []
+    commands: list[str] = []
+
+    def sigterm_during_the_drain(proc: subprocess.Popen[str]) -> None:
+        def pausing() -> bool:
+            logs = list((tmp_path / "results").glob("*/node-drain.log"))
+            return bool(logs) and "Pausing before next activity" in logs[0].read_text()
+
+        wait_until(pausing, timeout=120, description="node-drain's baseline pause")
+        descendants.extend(psutil.Process(proc.pid).children(recursive=True))
+        commands.extend(" ".join(p.cmdline()) for p in descendants)
+        proc.send_signal(signal.SIGTERM)  # as a CI system or Kubernetes cancels a Job
+
+    code, out, folder = _suite(
+        topology,
+        scheduled_server,
+        tmp_path,
+        "node-drain,post-validation",
+        extra={"baseline_s": 60.0, "monitor_duration_s": 90.0},
+        interrupt=sigterm_during_the_drain,
+    )
+    assert code == 143, out
+    assert any("chaos --no-version-check" in c for c in commands), commands
+    # No orphan: the `chaos run` the suite started, and its k6, are gone.
+    assert all(_gone(p) for p in descendants), [p.pid for p in descendants if not _gone(p)]
+    summary = _summary(folder)
+    assert summary["interrupted"] is True
+    drain, post = summary["experiments"]
+    assert drain["name"] == "node-drain" and not drain["verdict"]["passed"]
+    assert not drain["verdict"]["skipped"]
+    assert any("interrupted" in r["message"] for r in drain["verdict"]["reasons"])
+    assert post["verdict"]["skipped"]
+    assert "interrupted (SIGTERM)" in post["verdict"]["reasons"][0]["message"]
+    journal = json.loads((folder / "node-drain.journal.json").read_text())
+    assert journal["status"] == "interrupted"
+    assert "interrupted by SIGTERM" in journal["chaosray"]["verdict"]["reasons"][0]
+    assert journal["rollbacks"], "the rollbacks ran"
+    junit = ET.parse(folder / "junit.xml").getroot()
+    case = junit.find(".//testcase[@name='node-drain']")
+    assert case is not None and case.find("skipped") is None
+    assert case.find("error") is not None or case.find("failure") is not None  # never a pass
+    assert "node-drain" in (folder / "report.html").read_text()
+    assert not [n.metadata.name for n in topology.core().list_node().items if n.spec.unschedulable]
+    served = len(scheduled_server.served())
+    time.sleep(1.5)
+    assert len(scheduled_server.served()) == served  # no load left running
 
 
 def test_no_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:

@@ -7,14 +7,23 @@ timestamped results folder, continues past a failed scenario, always runs
 post-validation, shows progress, writes the reports, and exits 0 only if
 every experiment passed.
 
-Ctrl-C stops the running experiment (one SIGINT, so Chaos Toolkit plays its
-rollbacks and its controls' cleanup), then cleans up what chaosray may have
-left (nodes it cordoned, its load Jobs and ConfigMaps), writes the reports so
-far, and exits 130.
+Ctrl-C (SIGINT) and SIGTERM (how CI systems and Kubernetes Jobs cancel a
+run) are handled alike: the suite forwards the one signal to the running
+``chaos run`` (its process group), which stops the experiment as Ctrl-C does
+(:mod:`chaosray.interrupts`: its rollbacks and its controls' cleanup run, its
+journal is written, its verdict is ``interrupted``), waits for it (at most
+:data:`STOP_GRACE_S`, then kills it), skips the experiments not run yet, cleans
+up what chaosray may have left (nodes it cordoned, its load Jobs and
+ConfigMaps), writes the reports so far, and exits 128 + the signal's number:
+130 after Ctrl-C, 143 after SIGTERM. Each ``chaos run`` also gets SIGTERM
+should the suite itself die (``PR_SET_PDEATHSIG``), so it never outlives the
+suite with its load.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -49,6 +58,8 @@ SCENARIOS = [
 ]
 ALL = [PRE, *SCENARIOS, POST]
 STOP_GRACE_S = 300.0  # Chaos Toolkit's rollbacks after a Ctrl-C may take a while
+# The signals that stop the suite, as Ctrl-C does.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def default_experiments_dir() -> Path:
@@ -99,9 +110,10 @@ class ExperimentRun:
         if self.journal is not None and not self.skipped:
             return self.journal
         why = self.skipped or f"no journal (chaos exited {self.returncode})"
+        status = SKIPPED if self.skipped else "interrupted" if self.interrupted else "failed"
         return {
             "experiment": {"title": self.name},
-            "status": SKIPPED if self.skipped else "failed",
+            "status": status,
             "chaosray": {"verdict": {"passed": False, "reasons": [why]}},
         }
 
@@ -119,7 +131,9 @@ class Suite:
         self.runs: list[ExperimentRun] = []
         self.started = datetime.now(UTC)
         self._child: subprocess.Popen[str] | None = None
+        self._signalled: subprocess.Popen[str] | None = None  # the child the signal reached
         self._interrupted = threading.Event()
+        self._signum: int | None = None  # the signal that interrupted the suite
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -195,22 +209,27 @@ class Suite:
         self.check()
         self.folder.mkdir(parents=True, exist_ok=False)
         self.console.print(f"[bold]chaosray suite[/]: results in {self.folder}")
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        # Installed until the reports are written: a signal during the cleanup
+        # or the reports does not cut them short.
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
         try:
             for name, repeat in self._plan():
                 if self._interrupted.is_set():
-                    self.runs.append(self._not_run(name, "not run: the suite was interrupted"))
+                    self.runs.append(
+                        self._not_run(name, f"not run: the suite was interrupted ({self._why()})")
+                    )
                     continue
                 self._run_one(name, repeat)
+            if self._interrupted.is_set():
+                self.console.print(f"[yellow]Interrupted ({self._why()}): cleaning up[/]")
+                self.cleanup()
+            regressed = self.write_reports()
         finally:
-            signal.signal(signal.SIGINT, previous)
-        if self._interrupted.is_set():
-            self.console.print("[yellow]Interrupted: cleaning up[/]")
-            self.cleanup()
-        regressed = self.write_reports()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         passed = all(r.verdict["passed"] for r in self.runs) and not self._interrupted.is_set()
         if self._interrupted.is_set():
-            return 130
+            return 128 + int(self._signum or signal.SIGINT)  # 130 Ctrl-C, 143 SIGTERM
         if regressed and self.options.fail_on_regression:
             return 1
         return 0 if passed and self.runs else 1
@@ -232,14 +251,28 @@ class Suite:
             name, self.folder / f"{stem}.journal.json", self.folder / f"{stem}.log", repeat=repeat
         )
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
+    def _why(self) -> str:
+        return signal.Signals(self._signum).name if self._signum else "SIGINT"
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
         if self._interrupted.is_set():
-            return  # one SIGINT reaches the experiment; more would skip its rollbacks
+            return  # one signal reaches the experiment; it stops once, with its rollbacks
+        self._signum = signum
         self._interrupted.set()
-        child = self._child
-        if child is not None and child.poll() is None:
-            self.console.print("[yellow]Ctrl-C: stopping the running experiment (rollbacks run)[/]")
-            child.send_signal(signal.SIGINT)
+        self._forward()
+
+    def _forward(self) -> None:
+        """The interrupting signal to the running ``chaos run`` (its process
+        group: it runs in a session of its own), once per child."""
+        child, signum = self._child, self._signum
+        if child is None or signum is None or self._signalled is child or child.poll() is not None:
+            return
+        self._signalled = child
+        self.console.print(
+            f"[yellow]{self._why()}: stopping the running experiment (its rollbacks run)[/]"
+        )
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signum)
 
     def _not_run(self, name: str, reason: str) -> ExperimentRun:
         run = self._new_run(name)
@@ -295,22 +328,29 @@ class Suite:
                 stderr=subprocess.STDOUT,
                 text=True,
                 env={**os.environ, **self.options.env},
-                start_new_session=True,  # our SIGINT handler decides what reaches it
+                start_new_session=True,  # our signal handler decides what reaches it
+                preexec_fn=_die_with_parent(),
             )
             reader = threading.Thread(target=read, args=(self._child.stdout,), daemon=True)
             reader.start()
             interrupted_at: float | None = None
             while self._child.poll() is None:
                 status.update(self._progress(label, last_line[0], samples, started))
-                time.sleep(1.0)
-                if self._interrupted.is_set() and interrupted_at is None:
-                    interrupted_at = time.monotonic()
+                if self._interrupted.is_set():
+                    # A signal that came while this child was being started.
+                    self._forward()
+                    if interrupted_at is None:
+                        interrupted_at = time.monotonic()
                 if interrupted_at is not None and time.monotonic() - interrupted_at > STOP_GRACE_S:
                     self.console.print(
-                        f"[red]{label} did not stop within {STOP_GRACE_S:g}s of Ctrl-C: killed[/]"
+                        f"[red]{label} did not stop within {STOP_GRACE_S:g}s of "
+                        f"{self._why()}: killed[/]"
                     )
-                    os.killpg(self._child.pid, signal.SIGKILL)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self._child.pid, signal.SIGKILL)
                     self._child.wait(timeout=30)
+                    break
+                time.sleep(0.5)
             reader.join(timeout=5)
             run.returncode = self._child.returncode
             self._child = None
@@ -408,6 +448,23 @@ class Suite:
         self.console.out(report.render_console(suite, color=self.console.is_terminal))
         self.console.print(f"Reports: {self.folder}/summary.json, junit.xml, report.html")
         return regressed
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """What the child ``chaos run`` calls before it starts: get SIGTERM if the
+    suite dies (SIGKILL included), so it stops as on Ctrl-C and never outlives
+    the suite. libc is looked up here, in the suite, so the child (forked from
+    a process with threads) only makes the call."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: no such guard
+        return None
+    sigterm = int(signal.SIGTERM)
+
+    def set_death_signal() -> None:
+        prctl(1, sigterm)  # PR_SET_PDEATHSIG
+
+    return set_death_signal
 
 
 def live_success_rate(samples: Path) -> tuple[float, int] | None:
