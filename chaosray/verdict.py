@@ -10,7 +10,8 @@ experiment's controls, so it sees what the others recorded::
     {"name": "verdict", "provider": {"type": "python", "module": "chaosray.verdict",
      "arguments": {"min_success_rate": 0.95, "max_downtime_s": 30}}}
 
-It writes ``journal["chaosray"]["verdict"] = {"passed": ..., "reasons": [...]}``
+It writes ``journal["chaosray"]["verdict"] = {"passed": ..., "reasons": [...],
+"criteria": [...]}`` (the criteria table, :func:`chaosray.judge.criteria_table`)
 and, when the experiment had completed but failed a criterion, sets the
 journal's status to ``failed`` (so ``chaos run`` exits 1).
 
@@ -61,6 +62,7 @@ def after_experiment_control(
     signal_name = interrupts.interrupted_by()
     if signal_name and state.get("status") != "aborted":
         state["status"] = "interrupted"  # what the judge, the report and chaos read
+    table: list[Any] = []
     try:
         limits = criteria(**arguments)
     except (TypeError, ValueError) as exc:
@@ -69,10 +71,19 @@ def after_experiment_control(
         record["verdict_criteria"] = dict(limits)
         verdict = judge(state, limits)
         passed, reasons = verdict["passed"], [r["message"] for r in verdict["reasons"]]
+        table = list(verdict.get("criteria") or [])
     if signal_name:
         passed = False
         reasons.insert(0, f"interrupted by {signal_name}: the run was cancelled, so it cannot pass")
-    record["verdict"] = {"passed": passed, "reasons": reasons}
+    # The criteria table, for whoever reads the journal alone (the report
+    # judges it again from the journal, with the same criteria).
+    record["verdict"] = {"passed": passed, "reasons": reasons, "criteria": table}
+    held = sum(row["state"] == "held" for row in table)
+    if table:
+        logger.info(f"Criteria: {held} of {len(table)} held")
+    for row in table:
+        if row["state"] != "held":
+            logger.error(f"Criterion {row['id']}: {row['state']}: {row['message']}")
     if passed:
         logger.info("Verdict: passed")
         return

@@ -119,7 +119,12 @@ def test_a_throwaway_probe_reaches_the_verdict_the_table_and_the_plot(tmp_path: 
 
     passing = run_experiment(_experiment(0.5), tmp_path, env=env)
     assert passing.returncode == 0, passing.log
-    assert passing.journal["chaosray"]["verdict"] == {"passed": True, "reasons": []}
+    verdict = passing.journal["chaosray"]["verdict"]
+    assert (verdict["passed"], verdict["reasons"]) == (True, [])
+    assert [(c["id"], c["state"]) for c in verdict["criteria"]] == [
+        ("success-rate", "held"),
+        ("up-at-end", "held"),
+    ]
 
 
 def test_a_block_of_the_wrong_shape_is_left_out() -> None:

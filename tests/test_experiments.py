@@ -132,7 +132,11 @@ def test_pre_validation_passes_on_the_reference_topology(
 ) -> None:
     run = _run("pre-validation", topology, scheduled_server, tmp_path)
     assert run.returncode == 0, run.console
-    assert _verdict(run) == {"passed": True, "reasons": []}
+    verdict = _verdict(run)
+    assert (verdict["passed"], verdict["reasons"]) == (True, [])
+    # The table in the journal: each hypothesis probe held (nothing else ran).
+    assert {c["state"] for c in verdict["criteria"]} == {"held"}
+    assert "before:ray-workers-ready" in {c["id"] for c in verdict["criteria"]}
     probes = {p["activity"]["name"]: p for p in run.journal["steady_states"]["before"]["probes"]}
     assert probes["ray-workers-ready"]["output"] == 3
     assert run.run_entry("workers-on-distinct-nodes")["output"]["distinct"] is True

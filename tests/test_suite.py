@@ -94,8 +94,11 @@ def test_a_passing_suite_exits_0_and_writes_every_report(
         assert json.loads((folder / f"{name}.journal.json").read_text())["status"] == "completed"
         assert (folder / f"{name}.log").stat().st_size > 0
     junit = ET.parse(folder / "junit.xml").getroot()
-    cases = junit.findall(".//testcase")
+    experiments, criteria = junit.findall("testsuite")
+    cases = experiments.findall("testcase")
     assert [c.get("name") for c in cases] == ["pre-validation", "post-validation"]
+    # A case per criterion, every one held.
+    assert "before:ray-workers-ready" in {c.get("name") for c in criteria.findall("testcase")}
     assert not junit.findall(".//failure")
     assert "post-validation" in (folder / "report.html").read_text()
 
@@ -123,8 +126,14 @@ def test_the_suite_continues_past_a_failed_scenario_and_exits_1(
         "worker-delete": False,
         "post-validation": True,
     }
-    failures = ET.parse(folder / "junit.xml").getroot().findall(".//failure")
+    experiments, criteria = ET.parse(folder / "junit.xml").getroot().findall("testsuite")
+    failures = experiments.findall(".//failure")
     assert len(failures) == 1
+    # The criteria that broke are worker-delete's only.
+    broken = {
+        c.get("classname") for c in criteria.iter("testcase") if c.find("failure") is not None
+    }
+    assert broken == {"chaosray.worker-delete"}, broken
     message = (failures[0].get("message") or "") + (failures[0].text or "")
     # The outage fails the monitor (its success rate, or its reachability
     # check when the outage began before it), the steady state or k6's
