@@ -779,3 +779,30 @@ def test_console_and_html_show_the_criteria_table_broken_rows_first() -> None:
     section = page[page.index("<h3>Criteria (2 of 3 held)</h3>") :]
     rows = re.findall(r'<tr class="([a-z-]+)">.*?<code>([^<]+)</code>', section)[:3]
     assert rows == [("broken", "w"), ("held", "a"), ("held", "z")]
+
+
+def test_two_sources_that_disagree_are_said_to_and_why() -> None:
+    from chaosray.contract import availability_of
+
+    def run(monitor_timeout: float, k6_timeout: float, k6_failed: int) -> dict[str, Any]:
+        block = availability_of({**_monitor_output(), "timeout_s": monitor_timeout})  # 5 % failed
+        monitor = _entry("monitor", "monitor_availability", "chaosray.load.probes",
+                         {"availability": block})  # fmt: skip
+        k6 = _k6_result(failed=k6_failed, success_rate=1 - k6_failed / 700, timeout_s=k6_timeout)
+        return summarize_experiment(_journal([monitor], chaosray={"k6": k6}))[
+            "availability_sources"
+        ]
+
+    timeouts = run(2.0, 60.0, 0)
+    assert [(s["source"], s["timeout_s"]) for s in timeouts["sources"]] == [
+        ("monitor", 2.0), ("k6", 60.0),
+    ]  # fmt: skip
+    assert timeouts["disagreement"] == (
+        "monitor failed 5.00% of its requests (timeout 2 s) and k6-load 0.00% (timeout 60 s): "
+        "5.0 percentage points apart, more than 1; their request timeouts differ (a request "
+        "slower than the shorter one failed for one source only)"
+    )
+    same = run(2.0, 2.0, 0)["disagreement"]
+    assert same is not None and "so they saw different requests" in same
+    # Within the margin (5 % against 4.43 %): nothing to say.
+    assert run(2.0, 2.0, 31)["disagreement"] is None

@@ -126,9 +126,73 @@ def _monitor(entry: dict[str, Any], block: dict[str, Any], origin: float | None)
         "still_down": bool(block.get("still_down")),
         "errors": dict(block.get("errors") or {}),
         "samples_path": block.get("samples_path"),
+        "timeout_s": number(block.get("timeout_s")),
         "error": last_error_line(entry),
         "timeline": list(block.get("timeline") or []),
     }
+
+
+# Two sources of one run whose failure rates differ by more than this many
+# percentage points are said to disagree, with why (their timeouts, or their
+# different requests).
+SOURCES_MARGIN_PP = 1.0
+
+
+def availability_sources(
+    monitors: list[dict[str, Any]], k6: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Every source that measured availability in the run, each with its
+    failure rate and request timeout, and whether two of them disagree."""
+    sources = [
+        {
+            "source": "monitor",
+            "activity": m["activity"],
+            "requests": m["requests"],
+            "failed": m["failed"],
+            "failure_rate": None if m["success_rate"] is None else 1.0 - m["success_rate"],
+            "timeout_s": m.get("timeout_s"),
+        }
+        for m in monitors
+        if m["requests"]
+    ]
+    if k6 is not None and k6.get("requests"):
+        rate = number(k6.get("success_rate"))
+        sources.append(
+            {
+                "source": "k6",
+                "activity": K6_RUN_NAME,
+                "requests": k6.get("requests"),
+                "failed": k6.get("failed"),
+                "failure_rate": None if rate is None else 1.0 - rate,
+                "timeout_s": number(k6.get("timeout_s")),
+            }
+        )
+    rated = [x for x in sources if x["failure_rate"] is not None]
+    disagreement = None
+    if len(rated) >= 2:
+        low = min(rated, key=lambda x: x["failure_rate"])
+        high = max(rated, key=lambda x: x["failure_rate"])
+        gap = (high["failure_rate"] - low["failure_rate"]) * 100.0
+        if gap > SOURCES_MARGIN_PP:
+            timeouts = {x["timeout_s"] for x in (low, high)}
+            why = (
+                "their request timeouts differ (a request slower than the shorter one failed "
+                "for one source only)"
+                if len(timeouts) > 1
+                else "their timeouts are the same, so they saw different requests: each sends "
+                "its own on its own schedule, and k6 counts an iteration it dropped as failed"
+            )
+            disagreement = (
+                f"{high['activity']} failed {high['failure_rate']:.2%} of its requests (timeout "
+                f"{_seconds_text(high['timeout_s'])}) and {low['activity']} "
+                f"{low['failure_rate']:.2%} (timeout {_seconds_text(low['timeout_s'])}): "
+                f"{gap:.1f} percentage points apart, more than {SOURCES_MARGIN_PP:g}; {why}"
+            )
+    return {"sources": sources, "margin_pp": SOURCES_MARGIN_PP, "disagreement": disagreement}
+
+
+def _seconds_text(value: Any) -> str:
+    return f"{value:g} s" if isinstance(value, int | float) else "unknown"
 
 
 def _availability_from(source: str, block: dict[str, Any], activity: str | None) -> dict[str, Any]:
@@ -192,6 +256,7 @@ def _k6(journal: dict[str, Any], origin: float | None) -> dict[str, Any] | None:
         **_outage_figures(result, origin),
         "dropped_iterations": result.get("dropped_iterations"),
         "max_vus": result.get("max_vus"),
+        "timeout_s": number(result.get("timeout_s")),
         "timeline_keyed_by": result.get("timeline_keyed_by") or "completion time",
         "started_at": iso(number(result.get("started_at"))),
         "ended_at": iso(number(result.get("ended_at"))),
@@ -571,6 +636,7 @@ def summarize_experiment(
         "verdict": judge(journal),
         "availability": availability,
         "monitors": [{k: v for k, v in m.items() if k != "timeline"} for m in monitors],
+        "availability_sources": availability_sources(monitors, k6),
         "recovery": recovery,
         "key_recovery": _key_recovery(recovery),
         "disruptions": disruptions,

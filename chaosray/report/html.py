@@ -384,6 +384,28 @@ def _budget(experiment: dict[str, Any]) -> str:
     )
 
 
+def _sources(experiment: dict[str, Any]) -> str:
+    """Each availability source with its request timeout, and why two that
+    disagree do."""
+    block = experiment.get("availability_sources") or {}
+    sources = block.get("sources") or []
+    if len(sources) < 2:
+        return ""
+
+    def success(x: dict[str, Any]) -> str:
+        rate = x["failure_rate"]
+        return fmt_rate(None if rate is None else 1 - rate)
+
+    said = "; ".join(
+        f"{_e(x['activity'])}: {_e(success(x))} success, timeout {_e(x['timeout_s'])} s"
+        for x in sources
+    )
+    note = f'<p class="note">Availability sources: {said}.</p>'
+    if block.get("disagreement"):
+        note += f'<ul class="reasons"><li>Sources disagree: {_e(block["disagreement"])}</li></ul>'
+    return note
+
+
 def _criteria(experiment: dict[str, Any]) -> str:
     """The criteria table: each claim, held, broken or without evidence,
     with its figure, bound and the event it is timed from; broken rows first."""
@@ -427,6 +449,7 @@ def _experiment(experiment: dict[str, Any], slug: str) -> str:
         f"<code>{_e(experiment.get('journal_status'))}</code>; verdict from "
         f"<code>{_e(verdict['source'])}</code>.</p>",
         _reasons(experiment),
+        _sources(experiment),
         _criteria(experiment),
         _figures(experiment),
     ]  # fmt: skip

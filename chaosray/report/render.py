@@ -380,6 +380,10 @@ def render_console(suite: dict[str, Any], *, width: int = 120, color: bool = Fal
         for reason in experiment["verdict"]["reasons"]:
             console.print(Text(f"  - {reason['message']}"))
     for experiment in suite["experiments"]:
+        disagreement = (experiment.get("availability_sources") or {}).get("disagreement")
+        if disagreement:
+            console.print(Text(f"{experiment['name']}: sources disagree: {disagreement}"))
+    for experiment in suite["experiments"]:
         rows = ordered_criteria(experiment)
         if not rows:
             continue
