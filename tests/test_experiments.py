@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -216,8 +216,17 @@ def _drain_setup(core: client.CoreV1Api) -> list[str]:
     return free
 
 
-def _uncordon_later(core: client.CoreV1Api, nodes: list[str], after: float) -> threading.Thread:
+def _uncordon_later(
+    core: client.CoreV1Api,
+    nodes: list[str],
+    after: float,
+    once: Callable[[], bool] | None = None,
+) -> threading.Thread:
+    """Uncordon ``nodes`` ``after`` seconds (from ``once`` holding, when given)."""
+
     def run() -> None:
+        if once is not None:
+            wait_until(once, timeout=120, interval=0.2, description="the moment to uncordon")
         time.sleep(after)
         for name in nodes:
             core.patch_node(name, {"spec": {"unschedulable": None}})

@@ -789,9 +789,9 @@ def test_two_sources_that_disagree_are_said_to_and_why() -> None:
         monitor = _entry("monitor", "monitor_availability", "chaosray.load.probes",
                          {"availability": block})  # fmt: skip
         k6 = _k6_result(failed=k6_failed, success_rate=1 - k6_failed / 700, timeout_s=k6_timeout)
-        return summarize_experiment(_journal([monitor], chaosray={"k6": k6}))[
-            "availability_sources"
-        ]
+        summary = summarize_experiment(_journal([monitor], chaosray={"k6": k6}))
+        sources: dict[str, Any] = summary["availability_sources"]
+        return sources
 
     timeouts = run(2.0, 60.0, 0)
     assert [(s["source"], s["timeout_s"]) for s in timeouts["sources"]] == [

@@ -21,7 +21,8 @@ from chaosray.k8s.safety import CORDON_LABEL
 from chaosray.wait import wait_until
 from tests.chaos_cli import chaos_argv
 from tests.rig.http_server import ScheduledServer
-from tests.rig.kube import WORKERS, KubeCluster, ready_pods
+from tests.rig.kube import KubeCluster
+from tests.test_experiments import _drain_setup
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 FAST = {
@@ -32,16 +33,6 @@ FAST = {
     "load_rate": 10,
     "monitor_rate": 10.0,
 }
-
-
-def _cordon_free_nodes(core: client.CoreV1Api) -> list[str]:
-    """Cordon the nodes without a worker, so a drained worker's replacement
-    waits (the method then sits in its long wait for it); return them."""
-    used = {p.spec.node_name for p in ready_pods(core, WORKERS)}
-    free = [n.metadata.name for n in core.list_node().items if n.metadata.name not in used]
-    for name in free:
-        core.patch_node(name, {"spec": {"unschedulable": True}})
-    return free
 
 
 def _uncordon(core: client.CoreV1Api, nodes: list[str]) -> None:
@@ -60,7 +51,7 @@ def test_sigterm_during_a_drain_stops_the_method_rolls_back_and_fails_the_verdic
     topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
 ) -> None:
     core = topology.core()
-    free = _cordon_free_nodes(core)
+    free = _drain_setup(core)  # the method then sits in its long wait
     var_file = tmp_path / "vars.json"
     var_file.write_text(
         json.dumps({"configuration": {**FAST, "inference_url": scheduled_server.url}})

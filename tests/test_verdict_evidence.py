@@ -8,8 +8,7 @@ KubeRay; kwok nodes) and show a verdict that a broken criterion fails.
 
 from __future__ import annotations
 
-import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,9 @@ from kubernetes import client
 from chaosray.contract import availability_of, disruption, recovery
 from chaosray.judge import NO_EVIDENCE, criteria, judge
 from chaosray.load.k6 import k6_result
-from chaosray.wait import wait_until
 from tests.rig.http_server import ScheduledServer
 from tests.rig.kube import NAMESPACE, WORKERS, KubeCluster, ready_pods
-from tests.test_experiments import _cordon_all, _run, _verdict
+from tests.test_experiments import _cordon_all, _run, _uncordon_later, _verdict
 
 T0 = 1_800_000_000.0
 DISRUPTIVE = criteria(min_success_rate=0.95, disruptive=True)
@@ -194,26 +192,14 @@ def test_a_dry_run_fails_as_not_disrupted(
     assert {p.metadata.uid for p in ready_pods(topology.core(), WORKERS)} == before
 
 
-def _uncordon_after_a_deletion(
-    core: client.CoreV1Api, uids: set[str], after: float
-) -> threading.Thread:
-    """Uncordon every node ``after`` seconds once one of ``uids`` is being
-    deleted: the replacement then schedules, and is Ready that long after."""
+def _deleting(core: client.CoreV1Api, uids: set[str]) -> Callable[[], bool]:
+    """Whether one of the pods ``uids`` is being deleted (or gone)."""
 
     def deleting() -> bool:
         pods = core.list_namespaced_pod(NAMESPACE, label_selector=WORKERS).items
-        live = {p.metadata.uid for p in pods if p.metadata.deletion_timestamp is None}
-        return not uids <= live
+        return not uids <= {p.metadata.uid for p in pods if p.metadata.deletion_timestamp is None}
 
-    def run() -> None:
-        wait_until(deleting, timeout=120, interval=0.2, description="a worker deletion")
-        time.sleep(after)
-        for node in core.list_node().items:
-            core.patch_node(node.metadata.name, {"spec": {"unschedulable": None}})
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+    return deleting
 
 
 def test_a_replacement_ready_later_than_the_bound_after_the_deletion_fails(
@@ -225,7 +211,8 @@ def test_a_replacement_ready_later_than_the_bound_after_the_deletion_fails(
     core = topology.core()
     before = {p.metadata.uid for p in ready_pods(core, WORKERS)}
     _cordon_all(core)
-    helper = _uncordon_after_a_deletion(core, before, after=6.0)
+    nodes = [n.metadata.name for n in core.list_node().items]
+    helper = _uncordon_later(core, nodes, after=6.0, once=_deleting(core, before))
     run = _run(
         "worker-delete",
         topology,
