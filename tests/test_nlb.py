@@ -162,6 +162,10 @@ def test_inference_success_count(scheduled_server: ScheduledServer) -> None:
     scheduled_server.arm([{"start": 0, "end": 30, "mode": "error", "status": 500}])
     result = probes.inference_success_count(url=scheduled_server.url, requests_count=5)
     assert result["succeeded"] == 0 and result["errors"] == ["HTTP 500"] * 5
+    # head-delete's "back to normal": every one must succeed, no retries.
+    with pytest.raises(ActivityFailed, match=r"0 of 3 requests .* succeeded \(no retries; "
+                       r"errors: HTTP 500\)"):  # fmt: skip
+        probes.inference_success_count(url=scheduled_server.url, requests_count=3, require_all=True)
 
 
 def test_inference_bad_input() -> None:

@@ -263,11 +263,14 @@ def inference_success_count(
     requests_count: int = 10,
     timeout: float = 10.0,
     expect_status: list[int] | None = None,
+    require_all: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
     """Send `requests_count` inference requests one after another, without
-    retries, and count the successes (post-validation's "10 of 10").
+    retries, and count the successes (post-validation's "10 of 10";
+    head-delete's "back to normal"). With `require_all` the probe fails
+    unless every one succeeded, naming the errors.
 
     Returns `sent`, `succeeded`, `success_rate`, `all_succeeded`, `latency_s`
     (each successful request's), and `errors`.
@@ -287,6 +290,12 @@ def inference_success_count(
         for _ in range(requests_count):
             results.append(send(session, target))
     succeeded = sum(1 for r in results if r.ok)
+    if require_all and succeeded < requests_count:
+        errors = ", ".join(sorted({str(r.error) for r in results if r.error}))
+        raise ActivityFailed(
+            f"{succeeded} of {requests_count} requests to {target.url} succeeded "
+            f"(no retries; errors: {errors or 'none recorded'})"
+        )
     return {
         "url": target.url,
         "sent": requests_count,

@@ -13,6 +13,7 @@ from .shared import (
     WORKERS_READY,
     disruptive_controls,
     env,
+    inference_n_of_n,
     inference_succeeds,
     stop_availability_monitor,
     uncordon_all,
@@ -26,6 +27,8 @@ CONFIGURATION: dict[str, Any] = {
     # The most total outage users may see while the head is replaced (the
     # plan measures it and sets no value; 60 s: back within a minute).
     "head_delete_max_outage_s": env("CHAOSRAY_HEAD_DELETE_MAX_OUTAGE_S", 60.0, "float"),
+    # "The service back to normal": this many requests in a row succeed.
+    "back_to_normal_requests": env("CHAOSRAY_BACK_TO_NORMAL_REQUESTS", 10, "int"),
 }
 
 EXPERIMENT: dict[str, Any] = {
@@ -75,6 +78,11 @@ EXPERIMENT: dict[str, Any] = {
                 },
             },
         },
+        # Back to normal: N requests in a row succeed, no retries, each within
+        # the request timeout that defines a failed request.
+        inference_n_of_n(
+            "back-to-normal", "${back_to_normal_requests}", "${request_timeout_s}", True
+        ),
         stop_availability_monitor(observe_s=True),
     ],
     "rollbacks": [uncordon_all()],

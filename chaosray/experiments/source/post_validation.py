@@ -11,6 +11,7 @@ from .shared import (
     VALIDATION_CONTROLS,
     WORKERS_READY,
     env,
+    inference_n_of_n,
     uncordon_all,
 )
 
@@ -48,25 +49,7 @@ EXPERIMENT: dict[str, Any] = {
             WORKERS_READY,
             HEAD_READY,
             REDIS_READY,
-            {
-                "type": "probe",
-                "name": "inference-10-of-10",
-                "provider": {
-                    "type": "python",
-                    "module": "chaosray.nlb.probes",
-                    "func": "inference_success_count",
-                    "arguments": {
-                        "url": "${inference_url}",
-                        "service_name": "${nlb_service}",
-                        "namespace": "${namespace}",
-                        "path": "${inference_path}",
-                        "method": "${inference_method}",
-                        "payload": "${inference_payload}",
-                        "requests_count": "${post_requests}",
-                    },
-                },
-                "tolerance": {"type": "jsonpath", "path": "$.all_succeeded", "expect": True},
-            },
+            inference_n_of_n("inference-10-of-10", "${post_requests}", 10.0, False),
         ],
     },
     "method": [uncordon_all(), NO_NODE_LEFT_CORDONED, NO_LOAD_LEFT],

@@ -206,6 +206,39 @@ def inference_succeeds(name: str = "inference-succeeds") -> dict[str, Any]:
     }
 
 
+def inference_n_of_n(
+    name: str, count: str, timeout: float | str, require_all: bool
+) -> dict[str, Any]:
+    """A probe: ``count`` inference requests one after another, no retries,
+    each within ``timeout`` seconds; ``require_all``: fail unless every one
+    succeeded (in a method; a hypothesis takes the tolerance instead)."""
+    arguments: dict[str, Any] = {
+        "url": "${inference_url}",
+        "service_name": "${nlb_service}",
+        "namespace": "${namespace}",
+        "path": "${inference_path}",
+        "method": "${inference_method}",
+        "payload": "${inference_payload}",
+        "requests_count": count,
+        "timeout": timeout,
+    }
+    if require_all:
+        arguments["require_all"] = True
+    probe: dict[str, Any] = {
+        "type": "probe",
+        "name": name,
+        "provider": {
+            "type": "python",
+            "module": "chaosray.nlb.probes",
+            "func": "inference_success_count",
+            "arguments": arguments,
+        },
+    }
+    if not require_all:
+        probe["tolerance"] = {"type": "jsonpath", "path": "$.all_succeeded", "expect": True}
+    return probe
+
+
 # The method's first step: measures availability in the background until
 # stop_availability_monitor().
 AVAILABILITY_MONITOR: dict[str, Any] = {
