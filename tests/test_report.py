@@ -806,3 +806,23 @@ def test_two_sources_that_disagree_are_said_to_and_why() -> None:
     assert same is not None and "so they saw different requests" in same
     # Within the margin (5 % against 4.43 %): nothing to say.
     assert run(2.0, 2.0, 31)["disagreement"] is None
+
+
+def test_slow_requests_inform_the_budget_and_the_verdict_alike() -> None:
+    """With a latency objective, slow requests are shown (share_with_slow)
+    but the share the report gives is the one the verdict's budget-share
+    criterion judges: failed requests only."""
+    from chaosray.judge import criteria
+
+    # 10/s for 10 s; 5 failed, 20 slow (400 ms against a 250 ms objective).
+    pattern = [(i / 10, i >= 5, 0.4 if 20 <= i < 40 else 0.01) for i in range(100)]
+    limits = criteria(slo_latency_p99_ms=250, max_budget_share=1000.0)
+    deleted = {"disruptions": [{"kind": "delete", "at": _iso(1.0), "at_source": "api",
+               "pod": "w-1", "node": None, "status": "done", "details": {}}]}  # fmt: skip
+    journal = _journal([_entry("delete", output=deleted)],
+                       chaosray={"verdict_criteria": dict(limits)})  # fmt: skip
+    summary = summarize_experiment(journal, _samples(pattern))
+    budget = summary["budget"]
+    assert budget["slow_requests"] == 20 and budget["failed_requests"] == 5
+    assert budget["consumed_requests"] == 5  # what decides: failed only
+    assert budget["share_with_slow"] > budget["share"] > 0

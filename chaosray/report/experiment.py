@@ -461,18 +461,32 @@ def _budget(
         else None
     )
     requests = availability.get("requests")
-    return slo.budget(
-        objective,
-        interval_s=span_all / requests if span_all and requests else None,
-        requests=requests,
-        failed=availability.get("failed"),
-        failure_equivalent_downtime_s=availability.get("failure_equivalent_downtime_s"),
-        p99_ms=(availability.get("latency_ms") or {}).get("p99"),
-        slow_requests=slow,
-        during_requests=during_requests if during else None,
-        during_bad=during_bad if during else None,
-        during_span_s=span,
-    )
+
+    def measured(slow_requests: int | None, bad: int | None) -> slo.Budget:
+        return slo.budget(
+            objective,
+            interval_s=span_all / requests if span_all and requests else None,
+            requests=requests,
+            failed=availability.get("failed"),
+            failure_equivalent_downtime_s=availability.get("failure_equivalent_downtime_s"),
+            p99_ms=(availability.get("latency_ms") or {}).get("p99"),
+            slow_requests=slow_requests,
+            during_requests=during_requests if during else None,
+            during_bad=bad if during else None,
+            during_span_s=span,
+        )
+
+    # What the verdict's budget criterion counts: failed requests. Slow ones
+    # (the latency objective) are information, the same in report and verdict.
+    failed_only = sum(int(p.get("failed") or 0) for p in during)
+    budget = measured(None, failed_only)
+    with_slow = measured(slow, during_bad)
+    informed: dict[str, Any] = {
+        **budget,
+        "slow_requests": with_slow["slow_requests"],
+        "share_with_slow": with_slow["share"] if with_slow["slow_requests"] else None,
+    }
+    return informed  # type: ignore[return-value]
 
 
 def _activities(journal: dict[str, Any], origin: float | None) -> list[dict[str, Any]]:
