@@ -28,6 +28,8 @@ from tests.lab.test_experiments_on_lab import _chaos_run
 
 SEEDED = Path(__file__).resolve().parents[2] / "deploy" / "lab" / "seeded"
 RAYCLUSTER = ("ray.io", "v1", NAMESPACE, "rayclusters", "ray-serve")
+# The client would send a list as a merge patch: say it is a JSON patch.
+JSON_PATCH = "application/json-patch+json"
 
 
 def _overlay(name: str) -> dict[str, Any]:
@@ -78,7 +80,7 @@ def _slow_worker_readiness(api: client.ApiClient) -> Iterator[int]:
     before = custom.get_namespaced_custom_object(*RAYCLUSTER)
     probe = before["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
     original = probe["readinessProbe"]["initialDelaySeconds"]
-    custom.patch_namespaced_custom_object(*RAYCLUSTER, [operation])
+    custom.patch_namespaced_custom_object(*RAYCLUSTER, [operation], _content_type=JSON_PATCH)
     try:
         yield int(operation["value"])
     finally:
