@@ -817,9 +817,9 @@ def test_slow_requests_inform_the_budget_and_the_verdict_alike() -> None:
     # 10/s for 10 s; 5 failed, 20 slow (400 ms against a 250 ms objective).
     pattern = [(i / 10, i >= 5, 0.4 if 20 <= i < 40 else 0.01) for i in range(100)]
     limits = criteria(slo_latency_p99_ms=250, max_budget_share=1000.0)
-    block: dict[str, Any] = {"kind": "delete", "at": _iso(1.0), "at_source": "api", "pod": "w-1", "node": None,
-             "status": "done", "details": {}}  # fmt: skip
-    deleted: dict[str, Any] = {"disruptions": [block]}
+    from chaosray.contract import disruption
+
+    deleted = {"disruptions": [disruption("delete", at=_iso(1.0), at_source="api", pod="w-1")]}
     journal = _journal([_entry("delete", output=deleted)],
                        chaosray={"verdict_criteria": dict(limits)})  # fmt: skip
     summary = summarize_experiment(journal, _samples(pattern))
