@@ -84,7 +84,8 @@ def _slow_worker_readiness(api: client.ApiClient) -> Iterator[int]:
     try:
         yield int(operation["value"])
     finally:
-        custom.patch_namespaced_custom_object(*RAYCLUSTER, [{**operation, "value": original}])
+        revert = [{**operation, "value": original}]
+        custom.patch_namespaced_custom_object(*RAYCLUSTER, revert, _content_type=JSON_PATCH)
 
 
 @contextmanager
