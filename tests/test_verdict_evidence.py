@@ -228,3 +228,28 @@ def test_a_replacement_ready_later_than_the_bound_after_the_deletion_fails(
     assert "more than the 4s allowed" in reasons, reasons
     wait = run.run_entry("replacement-ready")
     assert wait["status"] == "failed"
+
+
+def test_a_drained_workers_recovery_is_timed_from_its_own_eviction() -> None:
+    """A drain evicts every pod of the node (recorded with no selector): the
+    wait for the workers times its recovery from the worker's eviction, not
+    from a Redis pod's evicted after it on the same node."""
+    from datetime import UTC, datetime
+
+    from chaosray.k8s.pods import Disruption, last_disruption, record_disruption
+
+    namespace = "drain-origin-test"
+    worker_labels = {"ray.io/cluster": "ray-serve", "ray.io/node-type": "worker"}
+    workers = "ray.io/cluster=ray-serve,ray.io/node-type=worker"
+    first, second = datetime.fromtimestamp(T0, UTC), datetime.fromtimestamp(T0 + 5, UTC)
+    record_disruption(Disruption(namespace, None, "w-1", "n-1", first, "evict", worker_labels))
+    record_disruption(
+        Disruption(namespace, None, "redis-1", "n-1", second, "evict", {"app": "redis"})
+    )
+    found = last_disruption(namespace, workers)
+    assert found is not None and (found.pod, found.at) == ("w-1", first)
+    redis = last_disruption(namespace, "app=redis")
+    assert redis is not None and redis.pod == "redis-1"
+    # A selector it cannot read (set-based) may select anything: the latest.
+    latest = last_disruption(namespace, "app in (redis)")
+    assert latest is not None and latest.pod == "redis-1"

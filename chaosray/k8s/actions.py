@@ -736,7 +736,13 @@ def _evict_all(
             record["_evicted_mono"] = time.monotonic()
             record_disruption(
                 Disruption(
-                    pod.metadata.namespace, None, pod.metadata.name, pod.spec.node_name, at, "evict"
+                    pod.metadata.namespace,
+                    None,
+                    pod.metadata.name,
+                    pod.spec.node_name,
+                    at,
+                    "evict",
+                    dict(pod.metadata.labels or {}),
                 )
             )
             logger.info(f"Evicted pod {key}")

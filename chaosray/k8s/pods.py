@@ -218,6 +218,27 @@ class Disruption:
     node: str | None
     at: datetime
     kind: str  # "delete" or "evict"
+    # The pod's labels, for a disruption recorded without a selector (a
+    # drain evicts every pod of a node): a wait for a selector's pods times
+    # its recovery only from the disruption of a pod it selects.
+    labels: dict[str, str] | None = None
+
+
+def may_select(label_selector: str, labels: dict[str, str]) -> bool:
+    """Whether an equality-based selector (``a=b,c!=d``) selects ``labels``;
+    True for a selector it cannot read (set-based): it may."""
+    for term in filter(None, (t.strip() for t in label_selector.split(","))):
+        if "!=" in term:
+            key, value = (x.strip() for x in term.split("!=", 1))
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = (x.strip() for x in term.replace("==", "=").split("=", 1))
+            if labels.get(key) != value:
+                return False
+        else:
+            return True
+    return True
 
 
 _disruptions: list[Disruption] = []
@@ -236,8 +257,11 @@ def last_disruption(namespace: str, label_selector: str | None = None) -> Disrup
         for item in reversed(_disruptions):
             if item.namespace == namespace and (
                 label_selector is None
-                or item.label_selector is None
                 or item.label_selector == label_selector
+                or (
+                    item.label_selector is None
+                    and (item.labels is None or may_select(label_selector, item.labels))
+                )
             ):
                 return item
     return None
