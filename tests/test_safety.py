@@ -156,7 +156,10 @@ def test_numbers_given_as_strings_by_var_are_taken_as_numbers(
         topology, scheduled_server, tmp_path,
         "--var", "load_rate=20", "--var", "monitor_rate=5", "--var", "chaosray_dry_run=yes",
     )  # fmt: skip
-    assert run.journal["status"] == "completed", run.console
+    # A dry run disrupts nothing, so it never passes; the numbers got through.
+    assert run.journal["status"] == "failed", run.console
+    reasons = run.journal["chaosray"]["verdict"]["reasons"]
+    assert any(r.startswith("not measured: disrupted") for r in reasons), reasons
     k6 = run.journal["chaosray"]["k6"]
     assert k6["rate_per_s"] == 20  # the K6 control got the number, not "20"
     monitor = run.run_entry("availability-monitor")["output"]

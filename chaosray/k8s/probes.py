@@ -342,7 +342,7 @@ def wait_for_ready_pods(
     start_mono = time.monotonic()
     start_wall = datetime.now(UTC)
     origin = _parse_since(since)
-    source = "argument since"
+    source = "time given as since"
     if origin is None:
         disruption = last_disruption(namespace, label_selector)
         if disruption is not None:

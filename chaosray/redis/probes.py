@@ -288,16 +288,17 @@ def wait_for_redis_rejoin(
     port: int = 6379,
     container: str | None = "redis",
     addresses: dict[str, str] | None = None,
+    since: str | float | None = None,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
     """Wait until `count` Redis pods are Ready again and replication is whole
     (one primary, every replica linked): the replacement has rejoined. Both
     must happen at most `timeout` seconds (default 120) **after the
-    deletion** (the last pod a chaosray action deleted here; the start of the
-    wait when there is none). Run it in the background right after the
-    deletion, so `rejoin_s` is measured while it happens (replication is
-    checked every 0.5 s).
+    deletion**: `since` (epoch seconds or RFC 3339) when given, else the last
+    pod a chaosray action deleted here, else the start of the wait. Run it
+    in the background right after the deletion, so `rejoin_s` is measured
+    while it happens (replication is checked every 0.5 s).
 
     Returns `recovery_s` (deletion to Ready, from Kubernetes' timestamps),
     `rejoin_s` (from the deletion until replication was seen whole),
@@ -308,7 +309,7 @@ def wait_for_redis_rejoin(
     Fails naming what was still wrong at the timeout.
     """
     ready = wait_for_ready_pods(
-        label_selector, count, namespace, timeout, None, configuration, secrets
+        label_selector, count, namespace, timeout, since, configuration, secrets
     )
     since_epoch = to_epoch(ready["since"])
     status: dict[str, Any] = {}
