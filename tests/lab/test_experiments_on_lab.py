@@ -155,7 +155,7 @@ def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figur
         assert {"endpoints", "nodes", "ray", "workers", "head", "redis"} <= set(
             attributed["watched"]
         ), attributed["watched"]
-        assert summaries[name]["budget"]["share"] is not None
+        _assert_budget_of_monitor(summaries[name]["budget"], journals[name])
         for window in attributed["windows"]:
             print(f"{name}: outage +{window['start_offset_s']:.1f} s: {window['cause']}",
                   [h["rule"] for h in window["hints"]])  # fmt: skip
@@ -172,7 +172,7 @@ def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figur
         e["t"] for e in worker_events
         if e["pod"] == deleted_worker and e["event"] == "deletion_requested"
     )  # fmt: skip
-    _attributed_to(summaries["worker-delete"], deleted_at, {deleted_worker})
+    _attributed_to(summaries["worker-delete"], worker_events, deleted_at, {deleted_worker})
     head_events = journals["head-delete"]["chaosray"]["timeline"]["events"]
     ray_events = [e["event"] for e in head_events if e["group"] == "ray"]
     # Ray as its dashboard saw it: gone with the head, back with the new one.
@@ -184,8 +184,11 @@ def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figur
     head_deleted_at = next(
         e["t"] for e in head_events if e["pod"] == old_head and e["event"] == "deletion_requested"
     )
-    _attributed_to(summaries["head-delete"], head_deleted_at, {old_head, "dashboard"})
-    assert summary["budget"]["consumed_s"] is not None
+    _attributed_to(summaries["head-delete"], head_events, head_deleted_at, {old_head, "dashboard"})
+    # The suite's budget is the sum of its scenarios'.
+    scenarios = [summaries[n]["budget"]["consumed_s"] for n in ALL[1:-1]]
+    assert summary["budget"]["consumed_s"] == pytest.approx(sum(scenarios))
+    assert summary["budget"]["share"] == pytest.approx(sum(scenarios) / 2592.0)
 
     report = (folder / "report.html").read_text()
     for name in ALL:
@@ -194,16 +197,41 @@ def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figur
     assert "Error budget" in report
 
 
-def _attributed_to(experiment: dict[str, Any], disrupted_at: float, subjects: set[str]) -> None:
+def _assert_budget_of_monitor(budget: dict[str, Any], journal: dict[str, Any]) -> None:
+    """The budget a scenario burned, computed here from its monitor's raw
+    counts: each failed request costs one request interval (1 / rate), over
+    the 30-day 99.9 % budget of 2,592 s."""
+    monitor = _output(journal, "availability-monitor")
+    expected = monitor["failed"] / monitor["rate_per_s"]
+    assert budget["consumed_s"] == pytest.approx(expected, rel=0.05, abs=0.05), (budget, monitor)
+    assert budget["share"] == pytest.approx(budget["consumed_s"] / 2592.0), budget
+
+
+def _attributed_to(
+    experiment: dict[str, Any],
+    events: list[dict[str, Any]],
+    disrupted_at: float,
+    subjects: set[str],
+) -> None:
     """Every outage window that began within the horizon after the
-    disruption lists what preceded it, and names one of ``subjects`` unless
-    the nearest events filled the list."""
+    disruption lists what preceded it, nearest first, and names one of
+    ``subjects`` unless MAX_LISTED events were nearer (checked against the
+    timeline's own events)."""
     attributed = experiment["outage_causes"]
+    horizon = attributed["horizon_s"]
     for window in attributed["windows"]:
-        if 0 <= window["start"] - disrupted_at <= attributed["horizon_s"]:
-            named = {e["pod"] for e in window["preceding"]}
-            assert window["preceding"], window
-            assert named & subjects or len(window["preceding"]) == MAX_LISTED, window
+        start = window["start"]
+        if not 0 <= start - disrupted_at <= horizon:
+            continue
+        lags = [p["lag_s"] for p in window["preceding"]]
+        assert lags and lags == sorted(lags), window
+        subject_lags = [
+            start - e["t"] for e in events if e["pod"] in subjects and 0 < start - e["t"] <= horizon
+        ]
+        assert subject_lags, (window, subjects)  # the disruption itself is in the horizon
+        if not {p["pod"] for p in window["preceding"]} & subjects:
+            # Only when the list is full of events nearer than the subject's.
+            assert len(lags) == MAX_LISTED and max(lags) <= min(subject_lags) + 1e-3, window
 
 
 def _chaos_run(

@@ -12,6 +12,8 @@ One lab, one ``chaos run`` a fault, short timings (about 9 minutes here).
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +24,14 @@ import yaml
 from kubernetes import client, config
 
 from chaosray.judge import judge
+from chaosray.report import summarize_experiment
 from chaosray.wait import wait_until
 from tests.lab.helpers import NAMESPACE, RECOVERY_TIMEOUT, WORKERS, admin, ready_pods, wait_whole
-from tests.lab.test_experiments_on_lab import _chaos_run
+from tests.lab.test_experiments_on_lab import (
+    _assert_budget_of_monitor,
+    _chaos_run,
+    _output,
+)
 
 SEEDED = Path(__file__).resolve().parents[2] / "deploy" / "lab" / "seeded"
 RAYCLUSTER = ("ray.io", "v1", NAMESPACE, "rayclusters", "ray-serve")
@@ -41,16 +48,16 @@ def _api(the_lab: dict[str, str]) -> client.ApiClient:
     return config.new_client_from_config(config_file=the_lab["admin_kubeconfig"])
 
 
-def _table(journal: dict[str, Any]) -> dict[str, str]:
-    """The criteria table the one judge makes of the journal: id -> state."""
+def _failed_with(run: tuple[int, dict[str, Any], str], not_held: dict[str, str]) -> dict[str, str]:
+    """The run failed, and exactly ``not_held`` of its criteria table (the
+    one judge's, from the journal) did not hold; the table, id -> state."""
+    code, journal, out = run
+    assert code == 1, out
     verdict = judge(journal)
-    assert verdict["source"] == "judge", verdict
-    assert verdict["passed"] is False
-    return {row["id"]: row["state"] for row in verdict.get("criteria") or []}
-
-
-def _not_held(table: dict[str, str]) -> dict[str, str]:
-    return {cid: state for cid, state in table.items() if state != "held"}
+    assert verdict["source"] == "judge" and verdict["passed"] is False, verdict
+    table: dict[str, str] = {r["id"]: str(r["state"]) for r in verdict.get("criteria") or []}
+    assert {cid: state for cid, state in table.items() if state != "held"} == not_held, table
+    return table
 
 
 @contextmanager
@@ -112,6 +119,84 @@ def _stuck_load_job(api: client.ApiClient) -> Iterator[str]:
         wait_until(gone, timeout=60, description=f"the seeded Job {name} gone")
 
 
+def _service_selects_nothing_during(
+    api: client.ApiClient, after_deleting: str, delay: float, hold: float
+) -> tuple[threading.Thread, dict[str, float]]:
+    """Once a pod of ``after_deleting`` is being deleted, wait ``delay`` s,
+    apply the ``service-selects-nothing`` overlay for ``hold`` s, put the
+    selector back; ``times`` gets when (this clock) each call returned."""
+    (patch,) = _overlay("service-selects-nothing")["patches"]
+    (operation,) = yaml.safe_load(patch["patch"])
+    name = patch["target"]["name"]
+    core = client.CoreV1Api(api)
+    before = {
+        p.metadata.uid
+        for p in core.list_namespaced_pod(NAMESPACE, label_selector=after_deleting).items
+    }
+    times: dict[str, float] = {}
+
+    def deleting() -> bool:
+        pods = core.list_namespaced_pod(NAMESPACE, label_selector=after_deleting).items
+        return not before <= {p.metadata.uid for p in pods if p.metadata.deletion_timestamp is None}
+
+    def run() -> None:
+        wait_until(deleting, timeout=300, interval=0.2, description="the deletion")
+        time.sleep(delay)
+        core.patch_namespaced_service(name, NAMESPACE, [operation], _content_type=JSON_PATCH)
+        times["broken"] = time.time()
+        try:
+            time.sleep(hold)
+        finally:
+            undo = [{"op": "remove", "path": operation["path"]}]
+            core.patch_namespaced_service(name, NAMESPACE, undo, _content_type=JSON_PATCH)
+            times["restored"] = time.time()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, times
+
+
+@pytest.mark.timeout(900)
+def test_a_service_that_selects_nothing_breaks_the_availability_criteria_for_as_long(
+    whole_lab: dict[str, str], tmp_path: Path
+) -> None:
+    """The outage users see is timed against this test's own clock: it
+    begins when the Service lost its endpoints and ends when they are back
+    (kube-proxy's sync on either side), the budget is its failed requests'
+    cost, and the window is attributed to the endpoints leaving."""
+    the_lab = whole_lab
+    thread, times = _service_selects_nothing_during(_api(the_lab), "app=redis", 3.0, 12.0)
+    limits = {"max_longest_outage_s": 5.0, "max_budget_share": 0.001}
+    run = _chaos_run(the_lab, "redis-delete", tmp_path, limits)
+    thread.join(timeout=60)
+    assert set(times) == {"broken", "restored"}, times
+    wait_whole(admin(the_lab), "the Service serving again")
+    _failed_with(
+        run,
+        {"success-rate": "broken", "longest-outage-s": "broken", "budget-share": "broken",
+         "k6-load": "broken"},
+    )  # fmt: skip
+    summary = summarize_experiment(run[1], name="redis-delete")
+    held = times["restored"] - times["broken"]
+    (window,) = [w for w in summary["outage_causes"]["windows"] if w["duration_s"] > 2.0]
+    assert times["broken"] - 0.5 <= window["start"] <= times["broken"] + 4.0, (window, times)
+    assert times["restored"] - 0.5 <= window["end"] <= times["restored"] + 4.0, (window, times)
+    monitor = _output(run[1], "availability-monitor")
+    assert monitor["longest_outage_s"] == pytest.approx(window["duration_s"], abs=0.5)
+    assert monitor["failed"] >= 0.8 * held * monitor["rate_per_s"], (monitor["failed"], held)
+    _assert_budget_of_monitor(summary["budget"], run[1])
+    # What preceded it: the workers' endpoints leaving the Service.
+    workers = {p.metadata.name for p in ready_pods(admin(the_lab), WORKERS)}
+    assert [p["lag_s"] for p in window["preceding"]] == sorted(
+        p["lag_s"] for p in window["preceding"]
+    ), window
+    removed = [
+        e for e in window["preceding"] + window["inside"]
+        if e["group"] == "endpoints" and e["pod"] in workers
+    ]  # fmt: skip
+    assert removed, window
+
+
 @pytest.mark.timeout(900)
 def test_node_drain_without_a_worker_pdb_breaks_the_second_disruption_criterion(
     whole_lab: dict[str, str], tmp_path: Path
@@ -119,11 +204,9 @@ def test_node_drain_without_a_worker_pdb_breaks_the_second_disruption_criterion(
     the_lab = whole_lab
     core = admin(the_lab)
     with _no_worker_pdb(_api(the_lab)):
-        code, journal, out = _chaos_run(the_lab, "node-drain", tmp_path, {})
+        run = _chaos_run(the_lab, "node-drain", tmp_path, {})
     wait_whole(core, "the workers back after the drain without a PDB")
-    assert code == 1, out
-    table = _table(journal)
-    assert _not_held(table) == {"pdb-refuses-a-second-disruption": "broken"}, table
+    table = _failed_with(run, {"pdb-refuses-a-second-disruption": "broken"})
     assert table["disrupted"] == "held" and table["drain-a-worker-node"] == "held"
 
 
@@ -140,17 +223,11 @@ def test_a_replacement_slower_than_its_bound_breaks_replacement_ready(
     before = {p.metadata.uid for p in ready_pods(core, WORKERS)}
     with _slow_worker_readiness(_api(the_lab)) as delay:
         assert delay > 100
-        code, journal, out = _chaos_run(
-            the_lab, "worker-delete", tmp_path, {"replacement_timeout_s": 100.0}
-        )
+        run = _chaos_run(the_lab, "worker-delete", tmp_path, {"replacement_timeout_s": 100.0})
     wait_whole(core, "the slow replacement Ready")
-    assert code == 1, out
-    table = _table(journal)
     # The hypothesis after the method sees the same fault: 2 of 3 Ready.
-    assert _not_held(table) == {
-        "replacement-ready": "broken",
-        "after:ray-workers-ready": "broken",
-    }, table
+    _failed_with(run, {"replacement-ready": "broken", "after:ray-workers-ready": "broken"})
+    journal = run[1]
     # The deletion really happened: one worker of before is gone.
     assert len(before - {p.metadata.uid for p in ready_pods(core, WORKERS)}) == 1
     (reason,) = [r for r in journal["chaosray"]["verdict"]["reasons"] if "replacement" in r]
@@ -163,11 +240,9 @@ def test_a_load_job_left_behind_breaks_post_validation(
 ) -> None:
     the_lab = whole_lab
     with _stuck_load_job(_api(the_lab)) as job:
-        code, journal, out = _chaos_run(the_lab, "post-validation", tmp_path, {})
-    assert code == 1, out
-    table = _table(journal)
-    assert _not_held(table) == {"delete-k6-load-left-by-chaosray": "broken"}, table
-    assert job in " ".join(journal["chaosray"]["verdict"]["reasons"])
+        run = _chaos_run(the_lab, "post-validation", tmp_path, {})
+    _failed_with(run, {"delete-k6-load-left-by-chaosray": "broken"})
+    assert job in " ".join(run[1]["chaosray"]["verdict"]["reasons"])
 
 
 @pytest.mark.timeout(600)
@@ -177,15 +252,8 @@ def test_a_dry_run_of_worker_delete_is_not_measured_never_passed(
     the_lab = whole_lab
     core = admin(the_lab)
     before = {p.metadata.uid for p in ready_pods(core, WORKERS)}
-    code, journal, out = _chaos_run(
-        the_lab, "worker-delete", tmp_path, {"chaosray_dry_run": "true"}
-    )
-    assert code == 1, out
-    table = _table(journal)
-    assert _not_held(table) == {
-        "disrupted": "no evidence",
-        "replacement-ready.recovery_s": "no evidence",
-    }, table
+    run = _chaos_run(the_lab, "worker-delete", tmp_path, {"chaosray_dry_run": "true"})
+    _failed_with(run, {"disrupted": "no evidence", "replacement-ready.recovery_s": "no evidence"})
     assert {p.metadata.uid for p in ready_pods(core, WORKERS)} == before
     wait_until(
         lambda: len(ready_pods(core, WORKERS)) == 3,
