@@ -304,20 +304,21 @@ def judge(journal: dict[str, Any], limits: Criteria | None = None) -> Verdict:
     source = "journal" if limits is None else "judge"
     limits = limits or NO_CRITERIA
     table = criteria_table(journal, limits, method_availability(journal))
-    # The table decides: every row not held is a reason, said once. Rows of
-    # activities (and of the load) are said by the journal's own evidence.
+    # The table decides: every row not held is a reason, said once; the
+    # journal's evidence already says why an activity or the load failed.
+    said = {r["activity"] for r in found if r["activity"]}
     shortfalls: list[Reason] = []
     for item in table:
-        if item["state"] == "held" or item["id"] == "k6-load" or item["kind"] == "activity":
+        if item["state"] == "held" or (item["activity"] in said and item["kind"] != "recovery"):
             continue
         if all(r["message"] != item["message"] for r in shortfalls):
             kind = NO_EVIDENCE if item["state"] == "no evidence" else item["kind"]
             shortfalls.append(reason(kind, item["message"], item["activity"], item["measured"]))
     # "the journal's status is failed" says nothing when a shortfall says why.
     reasons = [r for r in found if not (shortfalls and r["kind"] == "status")] + shortfalls
-    passed = (
-        not reasons and status == "completed" and all(item["state"] == "held" for item in table)
-    )
+    passed = not reasons and status == "completed"
+    if not passed and not reasons:
+        reasons.append(reason("status", f"the journal's status is {status!r}"))
     return {
         "passed": passed,
         "skipped": False,
@@ -448,11 +449,15 @@ def _availability_rows(name: str, block: Availability, limits: Criteria) -> list
     def add(
         cid: str, ok: bool | None, text: str, value: Any, bound: Any, kind: str = "availability"
     ) -> None:
-        message = nothing if not measured else f"{name}: {text}"
+        """A row; with nothing measured, or no figure (``ok`` None), no evidence."""
+        if not measured:
+            ok, message = None, nothing
+        else:
+            message = _not_measured(name, text) if ok is None else f"{name}: {text}"
         rows.append(
             row(
                 cid,
-                _state(ok if measured else None),
+                _state(ok),
                 message,
                 kind=kind,
                 measured=value,
@@ -478,20 +483,8 @@ def _availability_rows(name: str, block: Availability, limits: Criteria) -> list
         figure = block.get(figure_key)
         if not isinstance(ceiling, int | float):
             continue
-        if measured and not isinstance(figure, int | float):
-            rows.append(
-                row(
-                    cid,
-                    _state(None),
-                    _not_measured(name, f"{label} ({figure_key}) is missing"),
-                    kind="availability",
-                    bound=ceiling,
-                    activity=name,
-                )
-            )
-            continue
         if not isinstance(figure, int | float):
-            add(cid, None, "not measured", figure, ceiling)
+            add(cid, None, f"{label} ({figure_key}) is missing", figure, ceiling)
             continue
         ok = figure <= ceiling
         text = f"{label} {figure:.2f}s " + (
@@ -501,14 +494,15 @@ def _availability_rows(name: str, block: Availability, limits: Criteria) -> list
     share_max = limits.get("max_budget_share")
     if share_max is not None:
         share = block_budget(block, limits)["share"] if measured else None
-        ok = share is not None and share <= share_max
-        text = (
-            f"consumed {share:.2%} of the error budget, "
-            + (f"at most {share_max:.2%}" if ok else f"above {share_max:.2%}")
-            if share is not None
-            else "the error budget consumed could not be computed"
-        )
-        add("budget-share", ok if share is not None else None, text, share, share_max, "budget")
+        if share is None:
+            add("budget-share", None, "the error budget consumed could not be computed",
+                None, share_max, "budget")  # fmt: skip
+        else:
+            ok = share <= share_max
+            text = f"consumed {share:.2%} of the error budget, " + (
+                f"at most {share_max:.2%}" if ok else f"above {share_max:.2%}"
+            )
+            add("budget-share", ok, text, share, share_max, "budget")
     still_down = bool(block.get("still_down"))
     add(
         "up-at-end",

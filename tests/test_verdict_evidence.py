@@ -253,3 +253,15 @@ def test_a_drained_workers_recovery_is_timed_from_its_own_eviction() -> None:
     # A selector it cannot read (set-based) may select anything: the latest.
     latest = last_disruption(namespace, "app in (redis)")
     assert latest is not None and latest.pod == "redis-1"
+
+
+def test_a_method_probe_out_of_tolerance_fails_with_its_reason() -> None:
+    """A row not held always gives a reason, even when the journal's own
+    evidence has none (a method probe that ran but missed its tolerance)."""
+    missed = {**_entry("pdb-refuses-a-second-disruption", {"refused": False}),
+              "tolerance_met": False}  # fmt: skip
+    verdict = judge(_journal(_monitor(), _deleted(), missed), DISRUPTIVE)
+    assert verdict["passed"] is False
+    assert [r["message"] for r in verdict["reasons"]] == [
+        'pdb-refuses-a-second-disruption: not met: got {"refused": false}'
+    ]
