@@ -160,6 +160,16 @@ CONTRIBUTIONS: dict[str, Any] = {"availability": "high", "reliability": "high"}
 ROLLBACKS_ALWAYS: dict[str, Any] = {"rollbacks": {"strategy": "always"}}
 SERVICE_IS_WHOLE = "The inference service is whole"
 
+# The inference endpoint, as every request-sending activity takes it.
+ENDPOINT: dict[str, Any] = {
+    "url": "${inference_url}",
+    "service_name": "${nlb_service}",
+    "namespace": "${namespace}",
+    "path": "${inference_path}",
+    "method": "${inference_method}",
+    "payload": "${inference_payload}",
+}
+
 # --- probes and actions ---------------------------------------------------------------------
 
 
@@ -193,12 +203,7 @@ def inference_succeeds(name: str = "inference-succeeds") -> dict[str, Any]:
             "module": "chaosray.nlb.probes",
             "func": "inference_request",
             "arguments": {
-                "url": "${inference_url}",
-                "service_name": "${nlb_service}",
-                "namespace": "${namespace}",
-                "path": "${inference_path}",
-                "method": "${inference_method}",
-                "payload": "${inference_payload}",
+                **ENDPOINT,
                 "timeout": 10.0,
             },
         },
@@ -213,12 +218,7 @@ def inference_n_of_n(
     each within ``timeout`` seconds; ``require_all``: fail unless every one
     succeeded (in a method; a hypothesis takes the tolerance instead)."""
     arguments: dict[str, Any] = {
-        "url": "${inference_url}",
-        "service_name": "${nlb_service}",
-        "namespace": "${namespace}",
-        "path": "${inference_path}",
-        "method": "${inference_method}",
-        "payload": "${inference_payload}",
+        **ENDPOINT,
         "requests_count": count,
         "timeout": timeout,
     }
@@ -249,12 +249,7 @@ AVAILABILITY_MONITOR: dict[str, Any] = {
         "module": "chaosray.load.probes",
         "func": "monitor_availability",
         "arguments": {
-            "url": "${inference_url}",
-            "service_name": "${nlb_service}",
-            "namespace": "${namespace}",
-            "path": "${inference_path}",
-            "method": "${inference_method}",
-            "payload": "${inference_payload}",
+            **ENDPOINT,
             "rate": "${monitor_rate}",
             "duration": "${monitor_duration_s}",
             "timeout": "${request_timeout_s}",
