@@ -35,6 +35,7 @@ from chaosray.k8s.pods import (
     is_ready,
     is_terminating,
     list_pods,
+    observe_ready,
     pick_pod,
     read,
     record_disruption,
@@ -182,26 +183,6 @@ def delete_pod(
     return _delete(core, victim, namespace, label_selector, grace_period)
 
 
-def _observe_min_ready(
-    core: client.CoreV1Api, namespace: str, label_selector: str, seconds: float
-) -> tuple[int, int]:
-    """Watch the selector for ``seconds``; the fewest Ready pods seen, and the
-    number Ready at the end."""
-    listing = list_pods(core, namespace, label_selector)
-    state = PodSet(listing.items)
-    fewest = len(state.ready())
-    deadline = time.monotonic() + seconds
-    if seconds > 0:
-        version = str(listing.metadata.resource_version)
-        for kind, obj in watch_pods(core, namespace, label_selector, version, deadline):
-            state.apply(kind, obj)
-            fewest = min(fewest, len(state.ready()))
-        remaining = deadline - time.monotonic()
-        if remaining > 0:  # the watch ended early (API server gone): keep the cadence
-            time.sleep(remaining)
-    return fewest, len(state.ready())
-
-
 def _ready_enough_to_delete(
     core: client.CoreV1Api,
     namespace: str,
@@ -341,7 +322,8 @@ def delete_pods_sequentially(
                 f"{waited:.0f}s for a replacement to be Ready. Steps: {steps}"
             )
         record = _delete(core, live, namespace, label_selector, grace_period)
-        fewest, at_end = _observe_min_ready(core, namespace, label_selector, interval)
+        seen = observe_ready(core, namespace, label_selector, interval)
+        fewest, at_end = seen.fewest, seen.ready_at_end
         check = "passed" if min_ready is None or fewest >= min_ready else "failed"
         for item in record.pop(contract.DISRUPTIONS_KEY):
             item["details"].update(step=index, min_ready_seen=fewest, check=check)
