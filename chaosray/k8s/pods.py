@@ -224,21 +224,23 @@ class Disruption:
     labels: dict[str, str] | None = None
 
 
+def equality_labels(label_selector: str) -> dict[str, str] | None:
+    """The labels an equality-based selector (``a=b,c==d``) asks for; None
+    when it has another kind of term (``!=``, ``in``, ``exists``)."""
+    labels = {}
+    for part in label_selector.split(","):
+        key, sep, value = part.replace("==", "=").partition("=")
+        if not sep or not key.strip() or key.endswith("!"):
+            return None
+        labels[key.strip()] = value.strip()
+    return labels
+
+
 def may_select(label_selector: str, labels: dict[str, str]) -> bool:
-    """Whether an equality-based selector (``a=b,c!=d``) selects ``labels``;
-    True for a selector it cannot read (set-based): it may."""
-    for term in filter(None, (t.strip() for t in label_selector.split(","))):
-        if "!=" in term:
-            key, value = (x.strip() for x in term.split("!=", 1))
-            if labels.get(key) == value:
-                return False
-        elif "=" in term:
-            key, value = (x.strip() for x in term.replace("==", "=").split("=", 1))
-            if labels.get(key) != value:
-                return False
-        else:
-            return True
-    return True
+    """Whether ``label_selector`` selects ``labels``; True for a selector
+    that is not equality-based: it may."""
+    wanted = equality_labels(label_selector)
+    return wanted is None or all(labels.get(k) == v for k, v in wanted.items())
 
 
 _disruptions: list[Disruption] = []

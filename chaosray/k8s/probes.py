@@ -27,6 +27,7 @@ from chaosray.k8s.pods import (
     condition,
     describe,
     ensure_namespace,
+    equality_labels,
     explain,
     is_ready,
     is_running,
@@ -177,7 +178,12 @@ def _find_pdb(
             raise explain(exc, f"read PodDisruptionBudget {name}") from None
     if not label_selector:
         raise ActivityFailed("name the PodDisruptionBudget, or give the label_selector of its pods")
-    wanted = _parse_equality_selector(label_selector)
+    wanted = equality_labels(label_selector)
+    if wanted is None:
+        raise ActivityFailed(
+            f"label_selector {label_selector!r}: to find a PodDisruptionBudget by selector use "
+            "key=value pairs, for example app=redis,tier=cache"
+        )
     pdbs = read(
         lambda: policy.list_namespaced_pod_disruption_budget(
             namespace, _request_timeout=REQUEST_TIMEOUT
@@ -194,19 +200,6 @@ def _find_pdb(
         f"no PodDisruptionBudget in namespace {namespace!r} covers pods labelled {label_selector!r}"
         f" (found: {', '.join(p.metadata.name for p in pdbs) or 'none'})"
     )
-
-
-def _parse_equality_selector(selector: str) -> dict[str, str]:
-    labels = {}
-    for part in selector.split(","):
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise ActivityFailed(
-                f"label_selector {selector!r}: to find a PodDisruptionBudget by selector use "
-                "key=value pairs, for example app=redis,tier=cache"
-            )
-        labels[key.strip()] = value.strip().lstrip("=")
-    return labels
 
 
 def pdb_status(
