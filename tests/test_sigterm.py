@@ -22,17 +22,11 @@ from chaosray.wait import wait_until
 from tests.chaos_cli import chaos_argv
 from tests.rig.http_server import ScheduledServer
 from tests.rig.kube import KubeCluster
-from tests.test_experiments import _drain_setup
+from tests.test_experiments import EXPERIMENTS, _drain_setup
+from tests.test_experiments import FAST as EXPERIMENT_TIMINGS
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-FAST = {
-    "baseline_s": 1.0,
-    "observe_s": 2.0,
-    "replacement_timeout_s": 60.0,
-    "drain_timeout_s": 30.0,
-    "load_rate": 10,
-    "monitor_rate": 10.0,
-}
+# The replacement waits long enough for the signal to come in its wait.
+FAST = {**EXPERIMENT_TIMINGS, "replacement_timeout_s": 60.0}
 
 
 def _uncordon(core: client.CoreV1Api, nodes: list[str]) -> None:
