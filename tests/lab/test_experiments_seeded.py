@@ -12,12 +12,14 @@ One lab, one ``chaos run`` a fault, short timings (about 9 minutes here).
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -35,6 +37,10 @@ from tests.lab.test_experiments_on_lab import (
 
 SEEDED = Path(__file__).resolve().parents[2] / "deploy" / "lab" / "seeded"
 RAYCLUSTER = ("ray.io", "v1", NAMESPACE, "rayclusters", "ray-serve")
+# Where the seeded criterion is not availability, the floors the suite test
+# uses: on two cores a deletion can fail more than 5 % of requests for a few
+# seconds (docs/lab.md), which would say nothing about the seeded fault.
+LENIENT = {"min_success_rate": 0.5, "load_threshold_failure_rate": 0.5}
 # The client would send a list as a merge patch: say it is a JSON patch.
 JSON_PATCH = "application/json-patch+json"
 
@@ -119,20 +125,20 @@ def _stuck_load_job(api: client.ApiClient) -> Iterator[str]:
         wait_until(gone, timeout=60, description=f"the seeded Job {name} gone")
 
 
-def _service_selects_nothing_during(
-    api: client.ApiClient, after_deleting: str, delay: float, hold: float
+def _load_balancer_refuses_during(
+    api: client.ApiClient, address: str, after_deleting: str, delay: float, hold: float
 ) -> tuple[threading.Thread, dict[str, float]]:
     """Once a pod of ``after_deleting`` is being deleted, wait ``delay`` s,
-    apply the ``service-selects-nothing`` overlay for ``hold`` s, put the
-    selector back; ``times`` gets when (this clock) each call returned."""
-    (patch,) = _overlay("service-selects-nothing")["patches"]
-    (operation,) = yaml.safe_load(patch["patch"])
-    name = patch["target"]["name"]
+    then make the load balancer's ``address`` refuse every packet for
+    ``hold`` s (a TCP reset, as an NLB whose targets all failed their health
+    check answers), in this test's own network namespace, where the
+    experiment's monitor and k6 send from. ``times`` gets when (this clock)
+    the refusal began and ended. The rule is removed on every exit path."""
     core = client.CoreV1Api(api)
-    before = {
-        p.metadata.uid
-        for p in core.list_namespaced_pod(NAMESPACE, label_selector=after_deleting).items
-    }
+    listed = core.list_namespaced_pod(NAMESPACE, label_selector=after_deleting).items
+    before = {p.metadata.uid for p in listed}
+    rule = ["OUTPUT", "-d", address, "-p", "tcp", "-m", "comment", "--comment",
+            "chaosray-seeded-lb-refuses", "-j", "REJECT", "--reject-with", "tcp-reset"]  # fmt: skip
     times: dict[str, float] = {}
 
     def deleting() -> bool:
@@ -142,13 +148,12 @@ def _service_selects_nothing_during(
     def run() -> None:
         wait_until(deleting, timeout=300, interval=0.2, description="the deletion")
         time.sleep(delay)
-        core.patch_namespaced_service(name, NAMESPACE, [operation], _content_type=JSON_PATCH)
+        subprocess.run(["iptables", "-I", *rule], check=True)
         times["broken"] = time.time()
         try:
             time.sleep(hold)
         finally:
-            undo = [{"op": "remove", "path": operation["path"]}]
-            core.patch_namespaced_service(name, NAMESPACE, undo, _content_type=JSON_PATCH)
+            subprocess.run(["iptables", "-D", *rule], check=True)
             times["restored"] = time.time()
 
     thread = threading.Thread(target=run, daemon=True)
@@ -157,15 +162,16 @@ def _service_selects_nothing_during(
 
 
 @pytest.mark.timeout(900)
-def test_a_service_that_selects_nothing_breaks_the_availability_criteria_for_as_long(
+def test_a_load_balancer_that_refuses_breaks_the_availability_criteria_for_as_long(
     whole_lab: dict[str, str], tmp_path: Path
 ) -> None:
     """The outage users see is timed against this test's own clock: it
-    begins when the Service lost its endpoints and ends when they are back
-    (kube-proxy's sync on either side), the budget is its failed requests'
-    cost, and the window is attributed to the endpoints leaving."""
+    begins when the load balancer began refusing and ends when it stopped,
+    and the budget is its failed requests' cost, from the monitor's counts."""
     the_lab = whole_lab
-    thread, times = _service_selects_nothing_during(_api(the_lab), "app=redis", 3.0, 12.0)
+    address = urlsplit(the_lab["inference_url"]).hostname
+    assert address
+    thread, times = _load_balancer_refuses_during(_api(the_lab), address, "app=redis", 3.0, 12.0)
     limits = {"max_longest_outage_s": 5.0, "max_budget_share": 0.001}
     run = _chaos_run(the_lab, "redis-delete", tmp_path, limits)
     thread.join(timeout=60)
@@ -179,22 +185,17 @@ def test_a_service_that_selects_nothing_breaks_the_availability_criteria_for_as_
     summary = summarize_experiment(run[1], name="redis-delete")
     held = times["restored"] - times["broken"]
     (window,) = [w for w in summary["outage_causes"]["windows"] if w["duration_s"] > 2.0]
-    assert times["broken"] - 0.5 <= window["start"] <= times["broken"] + 4.0, (window, times)
-    assert times["restored"] - 0.5 <= window["end"] <= times["restored"] + 4.0, (window, times)
+    assert times["broken"] - 1.0 <= window["start"] <= times["broken"] + 1.0, (window, times)
+    assert times["restored"] - 1.0 <= window["end"] <= times["restored"] + 1.0, (window, times)
     monitor = _output(run[1], "availability-monitor")
     assert monitor["longest_outage_s"] == pytest.approx(window["duration_s"], abs=0.5)
     assert monitor["failed"] >= 0.8 * held * monitor["rate_per_s"], (monitor["failed"], held)
     _assert_budget_of_monitor(summary["budget"], run[1])
-    # What preceded it: the workers' endpoints leaving the Service.
-    workers = {p.metadata.name for p in ready_pods(admin(the_lab), WORKERS)}
+    # Its outage is the refusal's, and no earlier event is given as its cause.
+    assert window["cause"] is None, window
     assert [p["lag_s"] for p in window["preceding"]] == sorted(
         p["lag_s"] for p in window["preceding"]
     ), window
-    removed = [
-        e for e in window["preceding"] + window["inside"]
-        if e["group"] == "endpoints" and e["pod"] in workers
-    ]  # fmt: skip
-    assert removed, window
 
 
 @pytest.mark.timeout(900)
@@ -204,7 +205,7 @@ def test_node_drain_without_a_worker_pdb_breaks_the_second_disruption_criterion(
     the_lab = whole_lab
     core = admin(the_lab)
     with _no_worker_pdb(_api(the_lab)):
-        run = _chaos_run(the_lab, "node-drain", tmp_path, {})
+        run = _chaos_run(the_lab, "node-drain", tmp_path, LENIENT)
     wait_whole(core, "the workers back after the drain without a PDB")
     table = _failed_with(run, {"pdb-refuses-a-second-disruption": "broken"})
     assert table["disrupted"] == "held" and table["drain-a-worker-node"] == "held"
@@ -223,7 +224,9 @@ def test_a_replacement_slower_than_its_bound_breaks_replacement_ready(
     before = {p.metadata.uid for p in ready_pods(core, WORKERS)}
     with _slow_worker_readiness(_api(the_lab)) as delay:
         assert delay > 100
-        run = _chaos_run(the_lab, "worker-delete", tmp_path, {"replacement_timeout_s": 100.0})
+        run = _chaos_run(
+            the_lab, "worker-delete", tmp_path, {**LENIENT, "replacement_timeout_s": 100.0}
+        )
     wait_whole(core, "the slow replacement Ready")
     # The hypothesis after the method sees the same fault: 2 of 3 Ready.
     _failed_with(run, {"replacement-ready": "broken", "after:ray-workers-ready": "broken"})
@@ -252,7 +255,7 @@ def test_a_dry_run_of_worker_delete_is_not_measured_never_passed(
     the_lab = whole_lab
     core = admin(the_lab)
     before = {p.metadata.uid for p in ready_pods(core, WORKERS)}
-    run = _chaos_run(the_lab, "worker-delete", tmp_path, {"chaosray_dry_run": "true"})
+    run = _chaos_run(the_lab, "worker-delete", tmp_path, {**LENIENT, "chaosray_dry_run": "true"})
     _failed_with(run, {"disrupted": "no evidence", "replacement-ready.recovery_s": "no evidence"})
     assert {p.metadata.uid for p in ready_pods(core, WORKERS)} == before
     wait_until(
