@@ -18,7 +18,12 @@ STOP_BODY = {"data": {"type": "status", "id": "default", "attributes": {"stopped
 
 class K6RestApi:
     """k6's REST API in a pod, through the API server: the pod proxy first,
-    then a port-forward. Remembers which route answered."""
+    then a port-forward. `route` is the route that answered last; the pod
+    proxy stops being tried first only once it failed in a way that waiting
+    does not mend (refused by RBAC, or no answer in time). A 5xx from the API
+    server means it reached the pod and k6 was not listening yet: while k6
+    starts, a port-forward a moment later can answer where the proxy did not,
+    and that race must not decide the route for the rest of the run."""
 
     def __init__(self, secrets: Secrets, namespace: str, pod: str, timeout: float = 10.0) -> None:
         self.secrets = secrets
@@ -26,23 +31,28 @@ class K6RestApi:
         self.pod = pod
         self.timeout = timeout
         self.route: str | None = None
+        self.proxy_first = True
 
     def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         """Send one request to k6's REST API; its JSON answer. Raises
         ``ActivityFailed`` naming why each route failed."""
         errors = []
         routes = [("pod proxy", self._via_proxy), ("port-forward", self._via_port_forward)]
-        if self.route == "port-forward":
+        if not self.proxy_first:
             routes.reverse()
         for name, send in routes:
             try:
                 status, data = send(method, path, body)
             except Exception as exc:  # each route fails in its own way; report them all
                 errors.append(f"{name}: {exc}")
+                if name == "pod proxy":
+                    self.proxy_first = False
                 continue
             if not 200 <= status < 300:
                 text = data.decode("utf-8", "replace")[:300]
                 errors.append(f"{name}: HTTP {status} {text}")
+                if name == "pod proxy" and status < 500:
+                    self.proxy_first = False
                 continue
             self.route = name
             try:

@@ -127,6 +127,7 @@ class ClusterK6:
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self.stop_route: str | None = None
+        self.api: K6RestApi | None = None  # keeps which route to try first
         self.problems: list[str] = []
         self._deleted = False
 
@@ -260,7 +261,7 @@ class ClusterK6:
 
     def _wait_api(self, deadline: float) -> None:
         assert self.pod is not None
-        api = K6RestApi(self.secrets, self.namespace, self.pod)
+        api = self.api = K6RestApi(self.secrets, self.namespace, self.pod)
         last: list[str] = []
 
         def test_running() -> bool:
@@ -345,9 +346,8 @@ class ClusterK6:
             return None
         pod = self._read_pod()
         if pod is not None and not pod_ended(pod):
-            api = K6RestApi(self.secrets, self.namespace, self.pod)
-            if self.stop_route:
-                api.route = self.stop_route
+            api = self.api if self.api and self.api.pod == self.pod else None
+            api = api or K6RestApi(self.secrets, self.namespace, self.pod)
             try:
                 api.request("PATCH", "/v1/status", STOP_BODY)
                 self.stop_route = api.route
