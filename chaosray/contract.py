@@ -162,6 +162,9 @@ class Criteria(TypedDict):
     # The scenario must disrupt something and measure availability around it:
     # a dry run, a skipped step or a missing measurement is "no evidence".
     disruptive: bool | None
+    # What a run whose only shortfalls are "no evidence" is: "failed" (None,
+    # the default) or "inconclusive". Neither is a pass.
+    no_evidence: str | None
 
 
 class Verdict(TypedDict):
@@ -179,6 +182,9 @@ class Verdict(TypedDict):
     # Every criterion judged, each held, broken or without evidence; the
     # verdict passes only when every one held.
     criteria: NotRequired[list[Criterion]]
+    # Not passed, and nothing broke: every shortfall is "no evidence", and
+    # the criteria asked for `no_evidence: inconclusive`.
+    inconclusive: NotRequired[bool]
 
 
 class Blocks(TypedDict):

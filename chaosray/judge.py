@@ -64,7 +64,10 @@ NO_CRITERIA: Criteria = {
     "slo_period_days": None,
     "slo_latency_p99_ms": None,
     "disruptive": None,
+    "no_evidence": None,
 }
+# What a run with no evidence and nothing broken may be called instead of failed.
+NO_EVIDENCE_VERDICTS = ("failed", "inconclusive")
 # The reason kind of a criterion nobody measured.
 NO_EVIDENCE = "no_evidence"
 
@@ -78,6 +81,7 @@ def criteria(
     slo_period_days: float | str | None = None,
     slo_latency_p99_ms: float | str | None = None,
     disruptive: bool | str | None = None,
+    no_evidence: str | None = None,
 ) -> Criteria:
     """Checked criteria (``ValueError`` naming the bad one). ``slo_*``: the
     service level objective the error budget is measured against
@@ -86,7 +90,9 @@ def criteria(
     5 %), None for no limit; ``max_downtime_s`` / ``max_longest_outage_s``:
     the most total downtime / the longest outage window allowed (None or ""
     for no limit); ``disruptive``: the scenario must really disrupt something
-    and measure availability around it (a dry run never passes)."""
+    and measure availability around it (a dry run never passes);
+    ``no_evidence``: what a run is whose only shortfalls are "not measured"
+    (``failed``, the default, or ``inconclusive``; never passed)."""
     objective = slo.slo(slo_target, slo_period_days, slo_latency_p99_ms)
     budget_share = slo.number_setting("max_budget_share", max_budget_share)
     max_downtime_s = slo.number_setting("max_downtime_s", max_downtime_s)
@@ -106,6 +112,10 @@ def criteria(
             isinstance(value, bool) or not isinstance(value, int | float) or value < 0
         ):
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    if isinstance(no_evidence, str):
+        no_evidence = no_evidence.strip().lower() or None
+    if no_evidence is not None and no_evidence not in NO_EVIDENCE_VERDICTS:
+        raise ValueError(f"no_evidence must be failed or inconclusive, got {no_evidence!r}")
     if min_success_rate is not None and min_success_rate > 1:
         raise ValueError(f"min_success_rate is a fraction (0..1), got {min_success_rate!r}")
     return {
@@ -117,6 +127,7 @@ def criteria(
         "slo_period_days": objective["period_days"],
         "slo_latency_p99_ms": objective["latency_p99_ms"],
         "disruptive": disruptive,
+        "no_evidence": no_evidence,
     }
 
 
@@ -319,6 +330,13 @@ def judge(journal: dict[str, Any], limits: Criteria | None = None) -> Verdict:
     passed = not reasons and status == "completed"
     if not passed and not reasons:
         reasons.append(reason("status", f"the journal's status is {status!r}"))
+    # Inconclusive only where the user chose it, and only when nothing broke:
+    # every reason is a criterion nobody measured.
+    inconclusive = (
+        not passed
+        and limits.get("no_evidence") == "inconclusive"
+        and all(r["kind"] == NO_EVIDENCE for r in reasons)
+    )
     return {
         "passed": passed,
         "skipped": False,
@@ -326,6 +344,7 @@ def judge(journal: dict[str, Any], limits: Criteria | None = None) -> Verdict:
         "reasons": [] if passed else reasons,
         "evidence": found,
         "criteria": table,
+        "inconclusive": inconclusive,
     }
 
 

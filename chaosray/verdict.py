@@ -13,7 +13,10 @@ experiment's controls, so it sees what the others recorded::
 It writes ``journal["chaosray"]["verdict"] = {"passed": ..., "reasons": [...],
 "criteria": [...]}`` (the criteria table, :func:`chaosray.judge.criteria_table`)
 and, when the experiment had completed but failed a criterion, sets the
-journal's status to ``failed`` (so ``chaos run`` exits 1).
+journal's status to ``failed`` (so ``chaos run`` exits 1). With
+``no_evidence: inconclusive`` a run whose only shortfalls are criteria
+nobody measured is recorded ``inconclusive`` rather than failed; it still
+never passes (status ``failed``, exit 1; the suite exits 3).
 
 An experiment a signal interrupted (Ctrl-C or SIGTERM, recorded by
 :mod:`chaosray.interrupts`) never passes: its status becomes ``interrupted``
@@ -63,6 +66,7 @@ def after_experiment_control(
     if signal_name and state.get("status") != "aborted":
         state["status"] = "interrupted"  # what the judge, the report and chaos read
     table: list[Any] = []
+    inconclusive = False
     try:
         limits = criteria(**arguments)
     except (TypeError, ValueError) as exc:
@@ -72,12 +76,18 @@ def after_experiment_control(
         verdict = judge(state, limits)
         passed, reasons = verdict["passed"], [r["message"] for r in verdict["reasons"]]
         table = list(verdict.get("criteria") or [])
+        inconclusive = bool(verdict.get("inconclusive"))
     if signal_name:
-        passed = False
+        passed = inconclusive = False
         reasons.insert(0, f"interrupted by {signal_name}: the run was cancelled, so it cannot pass")
     # The criteria table, for whoever reads the journal alone (the report
     # judges it again from the journal, with the same criteria).
-    record["verdict"] = {"passed": passed, "reasons": reasons, "criteria": table}
+    record["verdict"] = {
+        "passed": passed,
+        "inconclusive": inconclusive,
+        "reasons": reasons,
+        "criteria": table,
+    }
     held = sum(row["state"] == "held" for row in table)
     if table:
         logger.info(f"Criteria: {held} of {len(table)} held")
@@ -87,6 +97,8 @@ def after_experiment_control(
     if passed:
         logger.info("Verdict: passed")
         return
+    if inconclusive:
+        logger.error("Verdict: inconclusive (nothing broke, but not everything was measured)")
     for text in reasons:
         logger.error(f"Verdict: {text}")
     if state.get("status") == "completed":

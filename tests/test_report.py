@@ -177,6 +177,7 @@ def test_a_clean_completed_journal_passes() -> None:
         "source": "journal",
         "reasons": [],
         "evidence": [],
+        "inconclusive": False,
     }
     # Its one criterion, the activity, held.
     assert [(c["id"], c["state"], c["kind"]) for c in criteria] == [("wait", "held", "activity")]
@@ -463,7 +464,8 @@ def test_suite_compares_and_counts() -> None:
     suite = _suite_of(passing, failing)
     assert suite["schema"] == SUITE_SCHEMA and suite["duration_s"] == 600.0
     assert suite["totals"] == {
-        "experiments": 2, "passed": 1, "failed": 1, "skipped": 0, "overall_passed": False,
+        "experiments": 2, "passed": 1, "failed": 1, "inconclusive": 0, "skipped": 0,
+        "overall_passed": False,
     }  # fmt: skip
     row = suite["comparison"]["rows"][0]
     assert row == {

@@ -20,7 +20,7 @@ from kubernetes import client
 
 from chaosray.wait import wait_until
 from tests.rig.http_server import ScheduledServer
-from tests.rig.kube import NAMESPACE, KubeCluster
+from tests.rig.kube import NAMESPACE, WORKERS, KubeCluster
 
 FAST = {
     "baseline_s": 1.0,
@@ -145,6 +145,34 @@ def test_the_suite_continues_past_a_failed_scenario_and_exits_1(
     assert any(why in message for why in reasons), message
 
 
+def test_a_dry_run_the_user_calls_inconclusive_exits_3_and_is_never_passed(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    """worker-delete as a dry run: nothing is deleted, so nothing broke and
+    `disrupted` has no evidence. With no_evidence_verdict "inconclusive" the
+    suite says inconclusive and exits 3; never passed, never 0."""
+    workers = WORKERS
+    core = topology.core()
+
+    def uids() -> set[str]:
+        listed = core.list_namespaced_pod(NAMESPACE, label_selector=workers).items
+        return {p.metadata.uid for p in listed}
+
+    before = uids()
+    extra = {"chaosray_dry_run": "true", "no_evidence_verdict": "inconclusive"}
+    code, out, folder = _suite(topology, scheduled_server, tmp_path, "worker-delete", extra)
+    assert code == 3, out
+    (experiment,) = _summary(folder)["experiments"]
+    verdict = experiment["verdict"]
+    assert verdict["passed"] is False and verdict["inconclusive"] is True, verdict
+    assert any(
+        r["message"].startswith("not measured: disrupted: nothing was really disrupted")
+        for r in verdict["reasons"]
+    )
+    assert "INCONCLUSIVE" in out
+    assert uids() == before
+
+
 def test_a_failed_pre_validation_skips_the_scenarios(
     topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
 ) -> None:
@@ -170,7 +198,8 @@ def test_a_failed_pre_validation_skips_the_scenarios(
     summary = _summary(folder)
     # Skipped is neither passed nor failed, in the summary, the table and JUnit.
     assert summary["totals"] == {
-        "experiments": 3, "passed": 1, "failed": 1, "skipped": 1, "overall_passed": False,
+        "experiments": 3, "passed": 1, "failed": 1, "inconclusive": 0, "skipped": 1,
+        "overall_passed": False,
     }  # fmt: skip
     row = next(r for r in summary["comparison"]["rows"] if r["experiment"] == "worker-delete")
     assert row["verdict"] == "skipped"

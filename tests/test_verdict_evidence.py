@@ -8,6 +8,7 @@ KubeRay; kwok nodes) and show a verdict that a broken criterion fails.
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from kubernetes import client
 from chaosray.contract import availability_of, disruption, recovery
 from chaosray.judge import NO_EVIDENCE, criteria, judge
 from chaosray.load.k6 import k6_result
+from chaosray.report import render_console, render_junit, summarize_experiment, summarize_suite
 from tests.rig.http_server import ScheduledServer
 from tests.rig.kube import NAMESPACE, WORKERS, KubeCluster, ready_pods
 from tests.test_experiments import _cordon_all, _run, _uncordon_later, _verdict
@@ -178,7 +180,8 @@ def test_an_interrupted_run_is_interrupted_not_unmeasured() -> None:
 # --- the shipped experiments on the test cluster -----------------------------------------
 
 
-@pytest.mark.parametrize("name", ["worker-delete", "node-drain", "sequential-worker-delete"])
+# worker-delete's dry run: tests/test_suite.py (inconclusive where asked, exit 3).
+@pytest.mark.parametrize("name", ["node-drain", "sequential-worker-delete"])
 def test_a_dry_run_fails_as_not_disrupted(
     topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path, name: str
 ) -> None:
@@ -265,3 +268,50 @@ def test_a_method_probe_out_of_tolerance_fails_with_its_reason() -> None:
     assert [r["message"] for r in verdict["reasons"]] == [
         'pdb-refuses-a-second-disruption: not met: got {"refused": false}'
     ]
+
+
+def test_no_evidence_is_inconclusive_only_where_chosen_and_only_when_nothing_broke() -> None:
+    chosen = criteria(min_success_rate=0.95, disruptive=True, no_evidence="inconclusive")
+    dry = _journal(_monitor(), _deleted(status="dry_run"))
+    assert judge(dry, DISRUPTIVE)["inconclusive"] is False  # the default: failed
+    verdict = judge(dry, chosen)
+    assert verdict["passed"] is False and verdict["inconclusive"] is True
+    assert [r["kind"] for r in verdict["reasons"]] == [NO_EVIDENCE]
+    # A broken criterion beside the missing one: failed, not inconclusive.
+    broken = _journal(_monitor(failed=30), _deleted(status="dry_run"))
+    verdict = judge(broken, chosen)
+    assert verdict["passed"] is False and verdict["inconclusive"] is False
+    assert "availability-monitor: success rate 90.0000% below 95.00%" in [
+        r["message"] for r in verdict["reasons"]
+    ]
+    # An interruption is never inconclusive; a whole measurement still passes.
+    interrupted = _journal(_monitor(requests=0))
+    interrupted["status"] = "interrupted"
+    assert judge(interrupted, chosen)["inconclusive"] is False
+    whole = judge(_journal(_monitor(), _deleted()), chosen)
+    assert whole["passed"] is True and whole["inconclusive"] is False
+    with pytest.raises(ValueError, match="no_evidence must be failed or inconclusive, got 'pass'"):
+        criteria(no_evidence="pass")
+
+
+def test_reports_say_inconclusive_and_ci_still_sees_a_failure() -> None:
+    chosen = criteria(min_success_rate=0.95, disruptive=True, no_evidence="inconclusive")
+    dry = _journal(_monitor(), _deleted(status="dry_run"))
+    dry.update(status="failed", chaosray={"verdict_criteria": dict(chosen)})
+    measured = _journal(_monitor(), _deleted())
+    measured["chaosray"] = {"verdict_criteria": dict(chosen)}
+    experiments = [
+        summarize_experiment(dry, name="worker-delete"),
+        summarize_experiment(measured, name="node-drain"),
+    ]
+    suite = summarize_suite(experiments, "2027-01-15T08:00:00Z", "2027-01-15T08:10:00Z")
+    totals = suite["totals"]
+    assert (totals["passed"], totals["failed"], totals["inconclusive"]) == (1, 0, 1)
+    assert totals["overall_passed"] is False
+    assert [r["verdict"] for r in suite["comparison"]["rows"]] == ["inconclusive", "passed"]
+    experiments_suite = ET.fromstring(render_junit(suite)).find("testsuite")
+    assert experiments_suite is not None
+    (failure,) = experiments_suite.iter("failure")
+    assert failure.get("type") == "inconclusive"
+    assert failure.get("message", "").startswith("not measured: disrupted")
+    assert "1 inconclusive" in render_console(suite)

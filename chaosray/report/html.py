@@ -43,7 +43,7 @@ p.meta { color: var(--muted); margin: 2px 0 12px; }
 .badge { display: inline-block; padding: 1px 9px; border-radius: 10px; font-weight: 600;
   font-size: 12px; color: #fff; vertical-align: 2px; letter-spacing: .03em; }
 .badge.passed { background: var(--ok); } .badge.failed { background: var(--bad); }
-.badge.skipped { background: #999; }
+.badge.skipped { background: #999; } .badge.inconclusive { background: #ef6c00; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; font-size: 13px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left;
   vertical-align: top; }
@@ -90,7 +90,7 @@ def _slug(name: str, index: int) -> str:
 
 
 def _badge(word: str) -> str:
-    """``passed``, ``failed`` or ``skipped``, as a badge."""
+    """``passed``, ``failed``, ``inconclusive`` or ``skipped``, as a badge."""
     return f'<span class="badge {word}">{word.upper()}</span>'
 
 
@@ -555,7 +555,9 @@ def render_html(suite: dict[str, Any]) -> str:
         f"<h1>{_e(title)} {_badge('passed' if totals['overall_passed'] else 'failed')}</h1>",
         f'<p class="meta">{_e(suite.get("started"))} to {_e(suite.get("ended"))} '
         f"({_e(fmt_s(suite.get('duration_s')))}): {totals['experiments']} experiments, "
-        f"{totals['passed']} passed, {totals['failed']} failed.</p>",
+        f"{totals['passed']} passed, {totals['failed']} failed"
+        + (f", {totals['inconclusive']} inconclusive" if totals.get("inconclusive") else "")
+        + ".</p>",
         "<h3>Comparison</h3>",
         _comparison(suite, slugs),
     ]

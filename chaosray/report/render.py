@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from chaosray.journal import epoch
+from chaosray.report.suite import verdict_word
 
 __all__: list[str] = []  # pure logic, no activities
 
@@ -112,7 +113,7 @@ def _figures_text(experiment: dict[str, Any]) -> str:
     availability = experiment["availability"]
     latency = availability.get("latency_ms") or {}
     lines = [
-        f"verdict: {'passed' if experiment['verdict']['passed'] else 'failed'} "
+        f"verdict: {verdict_word(experiment['verdict'])} "
         f"(from {experiment['verdict']['source']}); journal status: {experiment['journal_status']}",
         f"availability ({availability['source']}): success rate "
         f"{fmt_rate(availability.get('success_rate'))}, P50 {fmt_ms(latency.get('p50'))}, "
@@ -240,7 +241,14 @@ def render_junit(suite: dict[str, Any]) -> str:
                 case,
                 tag,
                 message=_xml_text(first),
-                type=_xml_text(experiment.get("journal_status") if interrupted else "verdict"),
+                # Inconclusive is still a failure to CI: it never passes.
+                type=_xml_text(
+                    experiment.get("journal_status")
+                    if interrupted
+                    else "inconclusive"
+                    if verdict.get("inconclusive")
+                    else "verdict"
+                ),
             )
             element.text = _xml_text(_failure_text(experiment))
         out = ET.SubElement(case, "system-out")
@@ -272,6 +280,7 @@ def console_table(suite: dict[str, Any]) -> Table:
     table = Table(
         title=f"{suite.get('title') or 'chaosray'}: {overall} "
         f"({totals['passed']} passed, {totals['failed']} failed"
+        + (f", {totals['inconclusive']} inconclusive" if totals.get("inconclusive") else "")
         + (f", {totals['skipped']} skipped)" if totals.get("skipped") else ")"),
         box=box.SIMPLE_HEAVY,
     )
@@ -283,6 +292,8 @@ def console_table(suite: dict[str, Any]) -> Table:
     for row in suite["comparison"]["rows"]:
         if row["verdict"] == "skipped":
             verdict = Text("skipped", style="yellow")
+        elif row["verdict"] == "inconclusive":
+            verdict = Text("INCONCLUSIVE", style="bold yellow")
         elif row["passed"]:
             verdict = Text("passed", style="green")
         else:

@@ -42,10 +42,14 @@ REPEATED_FIGURES = (
 
 
 def verdict_word(verdict: dict[str, Any]) -> str:
-    """``passed``, ``failed`` or ``skipped`` (not run by the suite)."""
+    """``passed``, ``failed``, ``inconclusive`` (nothing broke, something
+    was not measured, and the criteria chose it) or ``skipped`` (not run by
+    the suite)."""
     if verdict.get("skipped"):
         return "skipped"
-    return "passed" if verdict["passed"] else "failed"
+    if verdict["passed"]:
+        return "passed"
+    return "inconclusive" if verdict.get("inconclusive") else "failed"
 
 
 def comparison_row(experiment: dict[str, Any]) -> dict[str, Any]:
@@ -137,6 +141,7 @@ def summarize_suite(
     rows = [comparison_row(e) for e in experiments]
     passed = sum(1 for e in experiments if e["verdict"]["passed"])
     skipped = sum(1 for e in experiments if e["verdict"].get("skipped"))
+    inconclusive = sum(1 for e in experiments if verdict_word(e["verdict"]) == "inconclusive")
     return {
         "schema": SUITE_SCHEMA,
         "title": title,
@@ -146,7 +151,8 @@ def summarize_suite(
         "totals": {
             "experiments": len(experiments),
             "passed": passed,
-            "failed": len(experiments) - passed - skipped,
+            "failed": len(experiments) - passed - skipped - inconclusive,
+            "inconclusive": inconclusive,
             "skipped": skipped,
             "overall_passed": bool(experiments) and passed == len(experiments),
         },

@@ -60,6 +60,9 @@ ALL = [PRE, *SCENARIOS, POST]
 STOP_GRACE_S = 300.0  # Chaos Toolkit's rollbacks after a Ctrl-C may take a while
 # The signals that stop the suite, as Ctrl-C does.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The suite's exit code when nothing broke but something was not measured, and
+# the criteria asked for "inconclusive" (no_evidence_verdict).
+EXIT_INCONCLUSIVE = 3
 
 
 def default_experiments_dir() -> Path:
@@ -232,7 +235,14 @@ class Suite:
             return 128 + int(self._signum or signal.SIGINT)  # 130 Ctrl-C, 143 SIGTERM
         if regressed and self.options.fail_on_regression:
             return 1
-        return 0 if passed and self.runs else 1
+        if passed and self.runs:
+            return 0
+        not_passed = [r.verdict for r in self.runs if not r.verdict["passed"]]
+        # Nothing broke, something was not measured, and the user chose to
+        # call that inconclusive: neither 0 nor the 1 of a broken criterion.
+        if self.runs and all(v.get("inconclusive") for v in not_passed):
+            return EXIT_INCONCLUSIVE
+        return 1
 
     def _plan(self) -> list[tuple[str, int | None]]:
         """(experiment, repeat) in run order: the disruptive scenarios

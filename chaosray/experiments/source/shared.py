@@ -61,6 +61,9 @@ CONFIGURATION: dict[str, Any] = {
     # the total time in downtime windows, and the longest window.
     "max_downtime_s": env("CHAOSRAY_MAX_DOWNTIME_S", ""),
     "max_longest_outage_s": env("CHAOSRAY_MAX_LONGEST_OUTAGE_S", ""),
+    # A run whose only shortfalls are criteria nobody measured: "failed" or
+    # "inconclusive" (never passed; the suite exits 3 when that is all).
+    "no_evidence_verdict": env("CHAOSRAY_NO_EVIDENCE_VERDICT", "failed"),
 }
 
 # The safety settings (chaosray/k8s/safety.py), declared last; reads.py says
@@ -142,6 +145,7 @@ def verdict(
             # A dry run, a skipped step or a measurement that missed the
             # disruption is "not measured", never a pass.
             "disruptive": True,
+            "no_evidence": "${no_evidence_verdict}",
         }
     return {"name": "verdict", "provider": provider}
 
