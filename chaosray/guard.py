@@ -170,6 +170,8 @@ def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is Any or hint is inspect.Parameter.empty:
         return True, value
     origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint), value
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
         if value is None and type(None) in options:
@@ -204,7 +206,20 @@ def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
     return _is_instance(value, hint), value
 
 
+def _describe(hint: Any) -> str:
+    """A type hint in words: ``float``, ``one of failed, inconclusive``."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
+    if origin in (typing.Union, types.UnionType):
+        options = [o for o in typing.get_args(hint) if o is not type(None)]
+        return " or ".join(_describe(o) for o in options)
+    return str(getattr(hint, "__name__", hint))
+
+
 def _is_instance(value: Any, hint: Any) -> bool:
+    if typing.get_origin(hint) is typing.Literal:
+        return value in typing.get_args(hint)
     base = typing.get_origin(hint) or hint
     if not isinstance(base, type):
         return True  # a hint we do not check (a TypedDict, a Literal)
@@ -289,7 +304,7 @@ def _check_provider(
         if not fits:
             key = _reference(raw)
             source = f" (configuration {key!r})" if key else ""
-            expected = getattr(hints.get(name), "__name__", str(hints.get(name)))
+            expected = _describe(hints.get(name))
             problems.append(f"{where}: {name}{source} must be {expected}, got {value!r}")
             continue
         problem = check_range(name, converted)

@@ -27,7 +27,7 @@ Pure: reads the journal only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from chaosray import slo
 from chaosray.contract import (
@@ -81,7 +81,7 @@ def criteria(
     slo_period_days: float | str | None = None,
     slo_latency_p99_ms: float | str | None = None,
     disruptive: bool | str | None = None,
-    no_evidence: str | None = None,
+    no_evidence: Literal["failed", "inconclusive"] | None = None,
 ) -> Criteria:
     """Checked criteria (``ValueError`` naming the bad one). ``slo_*``: the
     service level objective the error budget is measured against
@@ -112,9 +112,8 @@ def criteria(
             isinstance(value, bool) or not isinstance(value, int | float) or value < 0
         ):
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    if isinstance(no_evidence, str):
-        no_evidence = no_evidence.strip().lower() or None
-    if no_evidence is not None and no_evidence not in NO_EVIDENCE_VERDICTS:
+    chosen = no_evidence.strip().lower() or None if isinstance(no_evidence, str) else no_evidence
+    if chosen is not None and chosen not in NO_EVIDENCE_VERDICTS:
         raise ValueError(f"no_evidence must be failed or inconclusive, got {no_evidence!r}")
     if min_success_rate is not None and min_success_rate > 1:
         raise ValueError(f"min_success_rate is a fraction (0..1), got {min_success_rate!r}")
@@ -127,7 +126,7 @@ def criteria(
         "slo_period_days": objective["period_days"],
         "slo_latency_p99_ms": objective["latency_p99_ms"],
         "disruptive": disruptive,
-        "no_evidence": no_evidence,
+        "no_evidence": chosen,
     }
 
 

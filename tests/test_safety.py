@@ -130,6 +130,11 @@ def test_a_misspelt_key_is_named_with_the_nearest_known_one(
     [
         ("monitor_rate=0", "rate must be greater than 0, got 0.0 (configuration 'monitor_rate')"),
         ("monitor_rate=fast", "rate (configuration 'monitor_rate') must be float, got 'fast'"),
+        (
+            "no_evidence_verdict=maybe",
+            "no_evidence (configuration 'no_evidence_verdict') must be one of failed, "
+            "inconclusive, got 'maybe'",
+        ),
     ],
 )
 def test_a_bad_monitor_setting_interrupts_before_the_disruption(
