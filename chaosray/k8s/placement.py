@@ -117,10 +117,65 @@ def _tolerates(pod: Any, taint: Any) -> bool:
     return False
 
 
+def _live(pod: Any) -> bool:
+    """Counted by the scheduler: not being deleted, not finished."""
+    return not is_terminating(pod) and (
+        pod.status is None or pod.status.phase not in ("Succeeded", "Failed")
+    )
+
+
+def _requirement_holds(requirement: Any, value: str | None) -> bool:
+    """One node selector requirement (matchExpressions or matchFields)
+    against a node's label or field value."""
+    values = requirement.values or []
+    operator = requirement.operator
+    if operator in ("Gt", "Lt"):
+        try:
+            have, want = int(value or ""), int(values[0])
+        except (ValueError, IndexError):
+            return False
+        return have > want if operator == "Gt" else have < want
+    return {
+        "In": value is not None and value in values,
+        "NotIn": value is None or value not in values,
+        "Exists": value is not None,
+        "DoesNotExist": value is None,
+    }.get(operator, False)
+
+
+def node_affinity_mismatch(pod: Any, node: Any) -> str | None:
+    """Why ``node`` fails ``pod``'s nodeSelector or required node affinity
+    (terms ORed, the requirements of a term ANDed), or None."""
+    labels = node.metadata.labels or {}
+    for key, value in (pod.spec.node_selector or {}).items():
+        if labels.get(key) != value:
+            return f"nodeSelector {key}={value} does not match"
+    affinity = pod.spec.affinity
+    node_affinity = affinity.node_affinity if affinity else None
+    required = (
+        node_affinity.required_during_scheduling_ignored_during_execution if node_affinity else None
+    )
+    if required is None or not required.node_selector_terms:
+        return None
+    fields = {"metadata.name": node.metadata.name}
+    for term in required.node_selector_terms:
+        expressions = term.match_expressions or []
+        by_field = term.match_fields or []
+        if (
+            (expressions or by_field)
+            and all(_requirement_holds(r, labels.get(r.key)) for r in expressions)
+            and all(_requirement_holds(r, fields.get(r.key)) for r in by_field)
+        ):
+            return None
+    return "required node affinity does not match"
+
+
 def why_pod_does_not_fit(pod: Any, node: Any, pods_there: list[Any]) -> str | None:
     """None when ``pod`` could be scheduled on ``node`` as far as readiness,
-    cordon, taints, nodeSelector and requested CPU/memory go (not affinity or
-    ports); else the first reason it could not."""
+    cordon, taints, nodeSelector, required node affinity and requested
+    CPU/memory go (not pod affinity, spread or ports: see
+    :func:`anti_affinity_conflict` and :func:`spread_conflict`); else the
+    first reason it could not."""
     ready = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
     if ready is None or ready.status != "True":
         return "not Ready"
@@ -129,21 +184,15 @@ def why_pod_does_not_fit(pod: Any, node: Any, pods_there: list[Any]) -> str | No
     for taint in node.spec.taints or []:
         if taint.effect in ("NoSchedule", "NoExecute") and not _tolerates(pod, taint):
             return f"taint {taint.key}={taint.value or ''}:{taint.effect} not tolerated"
-    labels = node.metadata.labels or {}
-    for key, value in (pod.spec.node_selector or {}).items():
-        if labels.get(key) != value:
-            return f"nodeSelector {key}={value} does not match"
+    mismatch = node_affinity_mismatch(pod, node)
+    if mismatch:
+        return mismatch
     wanted = pod_requests(pod)
     allocatable = node.status.allocatable or {}
     for name in RESOURCES:
         if not wanted[name]:
             continue
-        used = sum(
-            pod_requests(p)[name]
-            for p in pods_there
-            if not is_terminating(p)
-            and (p.status is None or p.status.phase not in ("Succeeded", "Failed"))
-        )
+        used = sum(pod_requests(p)[name] for p in pods_there if _live(p))
         free = float(parse_quantity(allocatable.get(name, "0"))) - used
         if free < wanted[name]:
             return f"{name}: {free:g} free, {wanted[name]:g} requested"
@@ -195,8 +244,7 @@ def anti_affinity_conflict(
             for there in placed.get(name, []):
                 if (
                     there.metadata.uid != pod.metadata.uid
-                    and not is_terminating(there)
-                    and (there.status is None or there.status.phase not in ("Succeeded", "Failed"))
+                    and _live(there)
                     and there.metadata.namespace in namespaces
                     and selector_matches(term.label_selector, there.metadata.labels or {})
                 ):
@@ -204,4 +252,78 @@ def anti_affinity_conflict(
                         f"required anti-affinity ({key}): {there.metadata.name} already runs "
                         f"on {name}"
                     )
+    return None
+
+
+def spread_conflict(
+    pod: Any, node: Any, nodes: list[Any], placed: dict[str, list[Any]], leaving: str
+) -> str | None:
+    """The first of ``pod``'s DoNotSchedule topology spread constraints that
+    placing it on ``node`` breaks, as the scheduler's PodTopologySpread
+    filter counts: the matching pods of its namespace in each domain of the
+    nodes that carry every constraint's key (and, with the default
+    nodeAffinityPolicy Honor, match its node affinity; with nodeTaintsPolicy
+    Honor, tolerate the taints, cordon included), and
+    ``matching + itself - the emptiest domain > maxSkew``. The drained node
+    ``leaving`` stays a domain (cordoned, it is only tainted, and the default
+    nodeTaintsPolicy Ignore keeps it), emptied of its pods: so a spread by
+    zone whose zone has one node cannot move anywhere within maxSkew 1."""
+    constraints = [
+        c
+        for c in pod.spec.topology_spread_constraints or []
+        if (c.when_unsatisfiable or "DoNotSchedule") == "DoNotSchedule"
+    ]
+    keys = {c.topology_key for c in constraints}
+    own = pod.metadata.labels or {}
+    for constraint in constraints:
+        key = constraint.topology_key
+        domain = (node.metadata.labels or {}).get(key)
+        if domain is None:
+            return f"topology spread ({key}): the node has no {key} label"
+
+        def counted(there: Any, constraint: Any = constraint) -> bool:
+            labels = there.metadata.labels or {}
+            return (
+                there.metadata.uid != pod.metadata.uid
+                and _live(there)
+                and there.metadata.namespace == pod.metadata.namespace
+                and selector_matches(constraint.label_selector, labels)
+                and all(
+                    labels.get(k) == own[k] for k in constraint.match_label_keys or [] if k in own
+                )
+            )
+
+        counts: dict[str, int] = {}
+        for other in nodes:
+            labels = other.metadata.labels or {}
+            if not keys <= labels.keys():
+                continue
+            if (constraint.node_affinity_policy or "Honor") == "Honor" and node_affinity_mismatch(
+                pod, other
+            ):
+                continue
+            if constraint.node_taints_policy == "Honor" and (
+                other.metadata.name == leaving
+                or other.spec.unschedulable
+                or any(
+                    t.effect in ("NoSchedule", "NoExecute") and not _tolerates(pod, t)
+                    for t in other.spec.taints or []
+                )
+            ):
+                continue
+            there = [] if other.metadata.name == leaving else placed.get(other.metadata.name, [])
+            counts[labels[key]] = counts.get(labels[key], 0) + sum(map(counted, there))
+        if domain not in counts:
+            continue  # the node is not one the constraint counts (its affinity says why)
+        emptiest = min(counts.values())
+        if constraint.min_domains and len(counts) < constraint.min_domains:
+            emptiest = 0
+        itself = int(selector_matches(constraint.label_selector, own))
+        skew = counts[domain] + itself - emptiest
+        if skew > constraint.max_skew:
+            return (
+                f"topology spread ({key}, maxSkew {constraint.max_skew}): {counts[domain]} "
+                f"matching pod(s) in {domain}, {emptiest} in the emptiest domain, so a skew of "
+                f"{skew}"
+            )
     return None

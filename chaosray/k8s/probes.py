@@ -19,6 +19,7 @@ from chaosray.k8s.placement import (
     anti_affinity_conflict,
     choose_drain_node,
     pods_by_node,
+    spread_conflict,
     why_pod_does_not_fit,
 )
 from chaosray.k8s.pods import (
@@ -567,11 +568,13 @@ def spare_node_for_drain(
 
     Chooses the node as `drain_node` does (a Ready pod of `label_selector`,
     on a node without a pod of `avoid_label_selector`), then checks every
-    other node: Ready, not cordoned, taints tolerated, nodeSelector matched,
-    enough allocatable CPU and memory left for the pod's requests, and the
-    pod's required pod anti-affinity (no pod it must avoid in the node's
-    topology domain; node affinity, topology spread and host ports are not
-    checked). Returns `node_to_drain`,
+    other node as the scheduler would: Ready, not cordoned, taints
+    tolerated, nodeSelector and required node affinity matched, enough
+    allocatable CPU and memory left for the pod's requests, the pod's
+    required pod anti-affinity (no pod it must avoid in the node's topology
+    domain), and its DoNotSchedule topology spread constraints (the drained
+    node stays an empty domain, as the scheduler counts it; host ports and
+    pod affinity are not checked). Returns `node_to_drain`,
     `pod`, `fits` (node names), `does_not_fit` ({node: reason}) and `ok`.
     With `require` the probe fails when no node fits."""
     core = core_v1(secrets)
@@ -584,8 +587,10 @@ def spare_node_for_drain(
         name = node.metadata.name
         if name == target.node:
             continue
-        reason = why_pod_does_not_fit(target.pod, node, placed.get(name, [])) or (
-            anti_affinity_conflict(target.pod, node, nodes, placed, target.node)
+        reason = (
+            why_pod_does_not_fit(target.pod, node, placed.get(name, []))
+            or anti_affinity_conflict(target.pod, node, nodes, placed, target.node)
+            or spread_conflict(target.pod, node, nodes, placed, target.node)
         )
         if reason is None:
             fits.append(name)
