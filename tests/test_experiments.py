@@ -30,7 +30,7 @@ NAMES = [
     "head-delete",
     "post-validation",
 ]
-FAST = {
+FAST: dict[str, Any] = {
     "baseline_s": 1.0,
     "observe_s": 2.0,
     "replacement_timeout_s": 30.0,
@@ -38,6 +38,9 @@ FAST = {
     "drain_timeout_s": 30.0,
     "load_rate": 10,
     "monitor_rate": 10.0,
+    # The test cluster's Redis pods are kwok's: no Redis to ask for the
+    # primary (tests/test_redis.py runs redis_primary_node on real Redis).
+    "redis_mode": "none",
 }
 
 

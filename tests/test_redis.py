@@ -13,9 +13,19 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 
+from chaosray.k8s import placement
+from chaosray.k8s import probes as k8s_probes
 from chaosray.redis import probes
 from chaosray.wait import wait_until
-from tests.rig.kube import NAMESPACE, REDIS, KubeCluster
+from tests.rig.kube import (
+    HEAD,
+    NAMESPACE,
+    REDIS,
+    WORKERS,
+    KubeCluster,
+    make_test_pod,
+    ready_pods,
+)
 from tests.rig.procs import free_port
 from tests.rig.redis import RedisSentinelSet, start_redis, start_redis_sentinel_set
 from tests.test_causes import _entry, _stream, _summarized
@@ -248,3 +258,49 @@ def test_exec_mode_runs_redis_cli_through_the_kubernetes_exec_api(
             "kwok.x-k8s.io", "v1alpha1", "clusterexecs", "rig-redis-exec"
         )
         server.stop()
+
+
+def test_drains_spare_the_redis_primarys_node(k8s: KubeCluster, tmp_path: Path) -> None:
+    """Three stand-in "Redis pods" (test pods), the primary's on the very node
+    a drain would take; redis_primary_node makes every later drain choice
+    spare it."""
+    core = k8s.core()
+    target = k8s_probes.node_running_pod(WORKERS, NAMESPACE, avoid_label_selector=HEAD)
+    others = sorted(n.metadata.name for n in core.list_node().items if n.metadata.name != target)
+    selector = "app=redis-under-test"
+    for name, node in (("rtest-0", target), ("rtest-1", others[0]), ("rtest-2", others[1])):
+        core.create_namespaced_pod(
+            NAMESPACE, make_test_pod(name, {"app": "redis-under-test"}, node=node)
+        )
+    wait_until(
+        lambda: len(ready_pods(core, selector)) == 3, timeout=60, description="3 test pods Ready"
+    )
+    primary = start_redis(tmp_path, "primary")
+    replicas = [start_redis(tmp_path, f"replica-{i}", replica_of=primary) for i in (1, 2)]
+    servers = [primary, *replicas]
+    addresses = {f"rtest-{i}": f"{s.host}:{s.port}" for i, s in enumerate(servers)}
+    try:
+        found = probes.redis_primary_node(NAMESPACE, selector, mode="direct", addresses=addresses)
+        assert found == {"primary": "rtest-0", "node": target, "spared_in_drains": True}
+        assert k8s_probes.node_running_pod(WORKERS, NAMESPACE, avoid_label_selector=HEAD) != target
+        check = k8s_probes.spare_node_for_drain(WORKERS, NAMESPACE, avoid_label_selector=HEAD)
+        assert check["node_to_drain"] != target
+        # Without sparing, a drain takes the primary's node again.
+        probes.redis_primary_node(
+            NAMESPACE, selector, mode="direct", addresses=addresses, spare_in_drains=False
+        )
+        placement.spare_in_drains("redis primary", None)
+        assert k8s_probes.node_running_pod(WORKERS, NAMESPACE, avoid_label_selector=HEAD) == target
+        # mode none (no Redis chaosray may reach) forgets what was spared.
+        probes.redis_primary_node(NAMESPACE, selector, mode="direct", addresses=addresses)
+        none = probes.redis_primary_node(NAMESPACE, selector, mode="none")
+        assert none == {"primary": None, "node": None, "spared_in_drains": False}
+        assert k8s_probes.node_running_pod(WORKERS, NAMESPACE, avoid_label_selector=HEAD) == target
+        # No single primary: refused, naming why.
+        two = {**addresses, "rtest-1": addresses["rtest-0"]}
+        with pytest.raises(ActivityFailed, match="no single Redis primary among"):
+            probes.redis_primary_node(NAMESPACE, selector, mode="direct", addresses=two)
+    finally:
+        placement.spare_in_drains("redis primary", None)
+        for server in reversed(servers):
+            server.stop()

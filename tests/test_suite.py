@@ -27,6 +27,7 @@ FAST = {
     "observe_s": 2.0,
     "replacement_timeout_s": 30.0,
     "load_rate": 10,
+    "redis_mode": "none",  # the test cluster's Redis pods are kwok's
 }
 
 

@@ -22,6 +22,31 @@ __all__: list[str] = []  # helpers, not activities
 RESOURCES = ("cpu", "memory")
 
 
+# Nodes a drain must spare, and why, recorded by probes that know what a
+# label cannot say (the Redis primary's node: chaosray.redis.probes.
+# redis_primary_node): subject -> (node, why). Per process, like the other
+# registries (docs/architecture.md); each subject keeps its latest answer.
+_spared: dict[str, tuple[str, str]] = {}
+
+
+def spare_in_drains(subject: str, node: str | None, why: str = "") -> None:
+    """Have every later drain choice (``drain_node``, ``node_running_pod``,
+    ``spare_node_for_drain``) avoid ``node`` because of ``why``; None
+    forgets the subject's node."""
+    if node is None:
+        _spared.pop(subject, None)
+    else:
+        _spared[subject] = (node, why)
+
+
+def spared_in_drains() -> dict[str, str]:
+    """node -> why, for every node a drain must spare."""
+    spared: dict[str, str] = {}
+    for node, why in _spared.values():
+        spared[node] = f"{spared[node]}, {why}" if node in spared else why
+    return spared
+
+
 @dataclass(frozen=True)
 class DrainTarget:
     node: str
@@ -38,24 +63,28 @@ def choose_drain_node(
 ) -> DrainTarget:
     """The node of a Ready pod of ``label_selector`` (the ``oldest``, or a
     ``random`` one) among the nodes that run no pod of
-    ``avoid_label_selector`` (the Ray head, say)."""
+    ``avoid_label_selector`` (the Ray head, say) and that no probe asked
+    drains to spare (:func:`spare_in_drains`: the Redis primary's node)."""
     pods, _ = require_pods(core, namespace, label_selector)
     ready = [p for p in pods if is_ready(p) and p.spec.node_name]
     if not ready:
         raise ActivityFailed(f"no Ready, scheduled pod matches {label_selector!r} in {namespace!r}")
-    avoided: set[str] = set()
+    avoided = dict(spared_in_drains())
     if avoid_label_selector:
-        avoided = {
-            pod.spec.node_name
-            for pod in list_pods(core, namespace, avoid_label_selector).items
-            if pod.spec.node_name and not is_terminating(pod)
-        }
+        for pod in list_pods(core, namespace, avoid_label_selector).items:
+            if pod.spec.node_name and not is_terminating(pod):
+                why = f"runs {pod.metadata.name} ({avoid_label_selector})"
+                node = pod.spec.node_name
+                avoided[node] = f"{avoided[node]}, {why}" if node in avoided else why
     candidates = [p for p in ready if p.spec.node_name not in avoided]
     if not candidates:
-        where = ", ".join(f"{p.metadata.name} on {p.spec.node_name}" for p in ready)
+        where = "; ".join(
+            f"{p.metadata.name} on {p.spec.node_name}, which {avoided[p.spec.node_name]}"
+            for p in ready
+        )
         raise ActivityFailed(
-            f"every node that runs a Ready pod of {label_selector!r} also runs a pod of "
-            f"{avoid_label_selector!r} ({where}): no node to drain without it"
+            f"every node that runs a Ready pod of {label_selector!r} is one a drain must "
+            f"spare ({where}): no node to drain without it; spread them apart"
         )
     chosen = pick_pod(candidates, pick, seed)
     return DrainTarget(str(chosen.spec.node_name), chosen)

@@ -26,12 +26,14 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 from chaosray.contract import RECOVERIES_KEY, RecoveryTimeout, recovery
+from chaosray.k8s import placement
 from chaosray.k8s.client import core_v1, core_v1_for_streams
 from chaosray.k8s.pods import explain, is_ready, require_pods
 from chaosray.k8s.probes import statefulset_ready, wait_for_ready_pods
 from chaosray.metrics import to_epoch
 
 __all__ = [
+    "redis_primary_node",
     "redis_replication_status",
     "redis_statefulset_health",
     "wait_for_redis_rejoin",
@@ -238,6 +240,54 @@ def redis_replication_status(
         "sentinels_agree": len(set(sentinels.values())) <= 1,
         "problems": problems,
     }
+
+
+def redis_primary_node(
+    namespace: str = "default",
+    label_selector: str = "app=redis",
+    mode: str = "exec",
+    port: int = 6379,
+    container: str | None = "redis",
+    addresses: dict[str, str] | None = None,
+    spare_in_drains: bool = True,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """The Redis primary, as Redis itself reports it (`INFO replication`),
+    and its node. With `spare_in_drains` (the default) every later drain
+    choice of this experiment (`drain_node`, `node_running_pod`,
+    `spare_node_for_drain`) spares that node: draining it would take the
+    primary along with the worker, adding a Sentinel failover and a GCS
+    restart to the drain the scenario measures. Place it before them.
+
+    Fails when the pods do not have exactly one primary. `mode`, `port`,
+    `container`, `addresses`: as for `redis_replication_status`; `mode`
+    `none` (a cluster without Redis, or one chaosray may not reach) spares
+    nothing and says so in the log. Returns `primary` (pod), `node` and
+    `spared_in_drains`."""
+    if mode == "none":
+        placement.spare_in_drains("redis primary", None)
+        logger.warning("redis_mode is none: drains do not spare the Redis primary's node")
+        return {"primary": None, "node": None, "spared_in_drains": False}
+    status = redis_replication_status(
+        namespace, label_selector, mode, port, container, addresses,
+        configuration=configuration, secrets=secrets,
+    )  # fmt: skip
+    primary = status["primary"]
+    if primary is None:
+        raise ActivityFailed(
+            f"no single Redis primary among {label_selector!r} in {namespace!r} ("
+            + "; ".join(status["problems"])
+            + "): a drain cannot be told which node to spare"
+        )
+    pods, _ = require_pods(core_v1(secrets), namespace, label_selector)
+    node = next((p.spec.node_name for p in pods if p.metadata.name == primary), None)
+    if node is None:
+        raise ActivityFailed(f"the Redis primary {primary} is not scheduled on any node")
+    if spare_in_drains:
+        placement.spare_in_drains("redis primary", node, f"runs the Redis primary {primary}")
+        logger.info(f"Drains spare {node}: it runs the Redis primary {primary}")
+    return {"primary": primary, "node": node, "spared_in_drains": spare_in_drains}
 
 
 def redis_statefulset_health(

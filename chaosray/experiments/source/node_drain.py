@@ -9,6 +9,7 @@ from .shared import (
     CONTRIBUTIONS,
     HEAD,
     NO_NODE_LEFT_CORDONED,
+    REDIS_PRIMARY_SPARED,
     ROLLBACKS_ALWAYS,
     SERVICE_IS_WHOLE,
     WORKERS,
@@ -45,6 +46,7 @@ EXPERIMENT: dict[str, Any] = {
     },
     "method": [
         AVAILABILITY_MONITOR,
+        REDIS_PRIMARY_SPARED,
         {
             "type": "action",
             "name": "drain-a-worker-node",
@@ -80,6 +82,7 @@ EXPERIMENT: dict[str, Any] = {
         workers_ready_again("worker-rescheduled-and-ready"),
         uncordon_all("uncordon-the-drained-node"),
         NO_NODE_LEFT_CORDONED,
+        REDIS_PRIMARY_SPARED,
         stop_availability_monitor(),
     ],
     "rollbacks": [uncordon_all()],

@@ -7,6 +7,7 @@ from typing import Any
 from .shared import (
     HEAD,
     HEAD_READY,
+    REDIS_PRIMARY_SPARED,
     REDIS_READY,
     ROLLBACKS_ALWAYS,
     VALIDATION_CONTROLS,
@@ -100,6 +101,7 @@ EXPERIMENT: dict[str, Any] = {
                 },
             },
         },
+        REDIS_PRIMARY_SPARED,
         {
             "type": "probe",
             "name": "spare-node-for-a-drained-worker",

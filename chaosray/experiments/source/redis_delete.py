@@ -22,8 +22,6 @@ CONFIGURATION: dict[str, Any] = {
     # Shorter than the shared observation: Ray is sampled every second throughout.
     "observe_s": env("CHAOSRAY_OBSERVE_S", 180.0, "float"),
     "redis_rejoin_timeout_s": env("CHAOSRAY_REDIS_REJOIN_TIMEOUT_S", 120.0, "float"),
-    "redis_mode": env("CHAOSRAY_REDIS_MODE", "exec"),
-    "redis_addresses": {},
     "expected_ray_nodes": env("CHAOSRAY_EXPECTED_RAY_NODES", 4, "int"),
     "min_ready_redis": env("CHAOSRAY_MIN_READY_REDIS", 2, "int"),
     "redis_delete_role": env("CHAOSRAY_REDIS_DELETE_ROLE", "replica"),

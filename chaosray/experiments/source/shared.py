@@ -31,6 +31,10 @@ CONFIGURATION: dict[str, Any] = {
     "pdb_min_available": env("CHAOSRAY_PDB_MIN_AVAILABLE", 2, "int"),
     "expected_workers": env("CHAOSRAY_EXPECTED_WORKERS", 3, "int"),
     "expected_redis": env("CHAOSRAY_EXPECTED_REDIS", 3, "int"),
+    # How chaosray reaches Redis (chaosray/redis/probes.py): exec in the pods,
+    # or direct to addresses (pod -> host:port).
+    "redis_mode": env("CHAOSRAY_REDIS_MODE", "exec"),
+    "redis_addresses": {},
     "min_ready_workers": env("CHAOSRAY_MIN_READY_WORKERS", 2, "int"),
     "nlb_service": env("CHAOSRAY_NLB_SERVICE", "ray-serve-nlb"),
     "inference_url": env("CHAOSRAY_INFERENCE_URL", ""),
@@ -195,6 +199,25 @@ def count_ready(name: str, label_selector: str, tolerance: Any) -> dict[str, Any
 WORKERS_READY = count_ready("ray-workers-ready", WORKERS, "${expected_workers}")
 HEAD_READY = count_ready("ray-head-ready", HEAD, 1)
 REDIS_READY = count_ready("redis-pods-ready", REDIS, "${expected_redis}")
+
+
+# Before any drain choice: the Redis primary's node is spared, so a worker's
+# drain does not take the primary (a failover and a GCS restart) with it.
+REDIS_PRIMARY_SPARED: dict[str, Any] = {
+    "type": "probe",
+    "name": "redis-primary-node-spared",
+    "provider": {
+        "type": "python",
+        "module": "chaosray.redis.probes",
+        "func": "redis_primary_node",
+        "arguments": {
+            "namespace": "${namespace}",
+            "label_selector": REDIS,
+            "mode": "${redis_mode}",
+            "addresses": "${redis_addresses}",
+        },
+    },
+}
 
 
 def inference_succeeds(name: str = "inference-succeeds") -> dict[str, Any]:
