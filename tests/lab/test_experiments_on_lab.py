@@ -13,22 +13,35 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from kubernetes import client
 
 from chaosray.causes import MAX_LISTED
+from chaosray.k8s.safety import CORDON_LABEL
 from chaosray.suite.runner import ALL
+from chaosray.wait import wait_until
 from tests.chaos_cli import chaos_argv
 from tests.lab.helpers import HEAD, WORKERS, admin, ready_pods, wait_whole
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "chaosray" / "experiments"
 SHORT = EXPERIMENTS / "profiles" / "short.json"
+
+
+# The suite test's availability floors (see its comment).
+LENIENT_FLOORS = {
+    "min_success_rate": 0.5,
+    "load_threshold_failure_rate": 0.5,
+    "head_delete_min_success_rate": 0.5,
+}
 
 
 def _env(the_lab: dict[str, str]) -> dict[str, str]:
@@ -64,9 +77,7 @@ def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figur
     # (Serve keeps routing to the replica on a terminating pod), which the
     # short observation makes weigh more than 5 %. The flow is what must pass.
     lenient = tmp_path / "lenient.json"
-    lenient.write_text(json.dumps({"configuration": {
-        "min_success_rate": 0.5, "load_threshold_failure_rate": 0.5,
-        "head_delete_min_success_rate": 0.5}}))  # fmt: skip
+    lenient.write_text(json.dumps({"configuration": LENIENT_FLOORS}))
     started = time.monotonic()
     done = subprocess.run(
         [str(Path(sys.executable).with_name("chaosray")), "suite", "run",
@@ -109,6 +120,10 @@ def test_the_suite_runs_every_experiment_against_real_ray_and_reports_real_figur
     assert evicted == {drain["chosen_by"], *drain["co_located"]} - {
         s["pod"] for s in drain["skipped"]
     }
+    # ... and not the Redis primary's (asked of Redis before the drain).
+    spared = _output(journals["node-drain"], "redis-primary-node-spared")
+    assert spared["spared_in_drains"] is True and spared["node"]
+    assert drain["node"] != spared["node"]
     spare = _output(journals["pre-validation"], "spare-node-for-a-drained-worker")
     assert spare["ok"] is True and spare["node_to_drain"] not in spare["fits"]
 
@@ -315,6 +330,67 @@ def test_a_drain_whose_pods_outlive_the_termination_timeout_fails_and_uncordons(
     assert _verdict(journal)["passed"] is False
     assert _cordoned(core) == []  # the failed drain uncordoned, the rollback checked
     wait_whole(core, "the workers back after the failed drain")
+
+
+@pytest.mark.timeout(900)
+def test_sigterm_during_a_drain_stops_the_suite_undoes_the_cordon_and_says_interrupted(
+    whole_lab: dict[str, str], tmp_path: Path
+) -> None:
+    """How CI systems and Kubernetes Jobs cancel a run: SIGTERM to
+    `chaosray suite run` while node-drain's drain is under way. The suite
+    forwards it; the rollback uncordons; the reports say interrupted (never
+    passed); exit 143; neither chaos nor k6 is left running."""
+    core = admin(whole_lab)
+    lenient = tmp_path / "lenient.json"
+    lenient.write_text(json.dumps({"configuration": LENIENT_FLOORS}))
+    argv = [
+        str(Path(sys.executable).with_name("chaosray")), "suite", "run",
+        "--experiments", "node-drain",
+        "--var-file", str(SHORT), "--var-file", str(lenient),
+        "--inference-url", whole_lab["inference_url"],
+        "--results-dir", str(tmp_path / "results"),
+    ]  # fmt: skip
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(whole_lab)
+    ) as proc:
+        wait_until(
+            lambda: core.list_node(label_selector=CORDON_LABEL).items,
+            timeout=300,
+            description="the drain to cordon its node",
+        )
+        time.sleep(3.0)  # the evictions under way
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        assert any(p.name() == "k6" for p in descendants), "the load runs"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=600)
+    print(out)
+    assert proc.returncode == 143, out
+    assert _cordoned(core) == [] and not core.list_node(label_selector=CORDON_LABEL).items
+    (folder,) = (tmp_path / "results").iterdir()
+    (experiment,) = json.loads((folder / "summary.json").read_text())["experiments"]
+    assert experiment["journal_status"] == "interrupted"
+    assert experiment["verdict"]["passed"] is False
+    reasons = [r["message"] for r in experiment["verdict"]["reasons"]]
+    assert any("interrupted by SIGTERM" in r for r in reasons), reasons
+    experiments_suite = ET.parse(folder / "junit.xml").getroot().find("testsuite")
+    assert experiments_suite is not None
+    (error,) = experiments_suite.iter("error")
+    assert error.get("type") == "interrupted"
+    journal = json.loads((folder / "node-drain.journal.json").read_text())
+    drained = _output(journal, "drain-a-worker-node") or {}
+    rollback = journal["rollbacks"][0]
+    assert rollback["status"] == "succeeded", rollback
+    if drained.get("node"):
+        assert drained["node"] in rollback["output"]["uncordoned"]
+
+    def gone(process: psutil.Process) -> bool:
+        try:
+            return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    assert all(gone(p) for p in descendants), [p.cmdline()[:3] for p in descendants if not gone(p)]
+    wait_whole(core, "the workers back after the interrupted drain")
 
 
 @pytest.mark.timeout(1500)  # the GCS and head restart, then Ray whole again
