@@ -238,7 +238,16 @@ def evidence(journal: dict[str, Any]) -> list[Reason]:
     found: list[Reason] = []
     status = journal.get("status")
     if status in ("interrupted", "aborted"):
-        found.append(reason(str(status), f"the experiment was {status}"))
+        # The verdict control names the signal (chaosray.interrupts saw it).
+        chaosray = journal.get("chaosray")
+        given = chaosray.get("verdict") if isinstance(chaosray, dict) else None
+        recorded = given.get("reasons") if isinstance(given, dict) else None
+        by_signal = [
+            str(r) for r in recorded or [] if isinstance(r, str) and r.startswith("interrupted by ")
+        ]
+        found.append(
+            reason(str(status), by_signal[0] if by_signal else f"the experiment was {status}")
+        )
     found.extend(_steady_state_reasons(journal))
     k6 = _k6_result(journal)
     for phase, entry in iter_entries(journal):

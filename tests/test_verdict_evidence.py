@@ -175,6 +175,10 @@ def test_an_interrupted_run_is_interrupted_not_unmeasured() -> None:
         "not measured: disrupted: nothing was really disrupted (no disruption), "
         "so the scenario proves nothing",
     ]
+    # The verdict control recorded the signal: the judge names it too.
+    by_signal = "interrupted by SIGTERM: the run was cancelled, so it cannot pass"
+    journal["chaosray"] = {"verdict": {"passed": False, "reasons": [by_signal]}}
+    assert _messages(journal)[0] == by_signal
 
 
 # --- the shipped experiments on the test cluster -----------------------------------------
