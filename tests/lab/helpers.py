@@ -23,6 +23,25 @@ LAB_IMAGE = "lab.local/chaosray-ray:2.60.0"
 RECOVERY_TIMEOUT = 420
 
 
+def iptables_rules() -> list[str]:
+    """What iptables-save shows that changes anything: each table's rules,
+    user chains and built-in chains whose policy is not ACCEPT. A table a
+    removed rule left loaded, with nothing in it, changes nothing (the
+    seeded load balancer refusal inserts and deletes one rule)."""
+    found: list[str] = []
+    table = ""
+    for line in host.run(["iptables-save"]).splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith("-A "):
+            found.append(f"{table}: {line}")
+        elif line.startswith(":"):
+            chain, policy = [*line[1:].split(), "", ""][:2]
+            if policy != "ACCEPT":
+                found.append(f"{table}: chain {chain} {policy}")
+    return found
+
+
 def machine_state() -> dict[str, Any]:
     """What the lab may change on the machine, in the test session's own
     network namespace (where the lab's host end lives)."""
@@ -33,11 +52,7 @@ def machine_state() -> dict[str, Any]:
             for line in host.run(["ip", "-o", "link", "show"]).splitlines()
         ),
         "routes": host.run(["ip", "route", "show"]).splitlines(),
-        "iptables": [
-            line
-            for line in host.run(["iptables-save"]).splitlines()
-            if not line.startswith("#") and not line.startswith(":")  # comments, counters
-        ],
+        "iptables": iptables_rules(),
         "mounts": [p for p in host.mounts_under(LAB.base_dir)],
         "processes": [p.pid for p in host.processes_mentioning(str(LAB.dir))],
         "cgroups": [str(p) for p in host.cgroups_left(LAB.cgroup_parent)],
