@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -20,7 +21,7 @@ from kubernetes import client
 
 from chaosray.wait import wait_until
 from tests.rig.http_server import ScheduledServer
-from tests.rig.kube import NAMESPACE, WORKERS, KubeCluster
+from tests.rig.kube import NAMESPACE, REPO, WORKERS, KubeCluster
 
 FAST = {
     "baseline_s": 1.0,
@@ -45,12 +46,14 @@ def _suite(
     options: list[str] | None = None,
     results: str = "results",
     interrupt: Callable[[subprocess.Popen[str]], None] | None = None,
+    command: list[str] | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> tuple[int, str, Path]:
     var_file = tmp_path / "vars.json"
     configuration = {**FAST, "inference_url": server.url, **(extra or {})}
     var_file.write_text(json.dumps({"configuration": configuration}))
     argv = [
-        _chaosray(),
+        *(command or [_chaosray()]),
         "suite",
         "run",
         "--experiments",
@@ -61,7 +64,7 @@ def _suite(
         str(tmp_path / results),
         *(options or []),
     ]
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), **(env_extra or {})}
     with subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     ) as proc:
@@ -102,6 +105,28 @@ def test_a_passing_suite_exits_0_and_writes_every_report(
     assert "before:ray-workers-ready" in {c.get("name") for c in criteria.findall("testcase")}
     assert not junit.findall(".//failure")
     assert "post-validation" in (folder / "report.html").read_text()
+
+
+def test_the_suite_runs_chaos_toolkit_with_no_chaos_script_beside_its_interpreter(
+    topology: KubeCluster, scheduled_server: ScheduledServer, tmp_path: Path
+) -> None:
+    """A `pip install --user` or system install: the interpreter is
+    /usr/bin/python3 and no `chaos` sits beside it (the script went to
+    ~/.local/bin, or nowhere on PATH). The suite runs Chaos Toolkit as a
+    module of its own interpreter, so it still runs."""
+    system_python = Path("/usr/bin/python3")
+    assert system_python.exists() and not system_python.with_name("chaos").exists()
+    # The packages as a --user install would have them on the path.
+    path = os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]])
+    code, out, folder = _suite(
+        topology, scheduled_server, tmp_path, "pre-validation",
+        command=[str(system_python), "-m", "chaosray.cli"],
+        env_extra={"PYTHONPATH": path, "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert code == 0, out
+    assert _verdicts(folder) == {"pre-validation": True}
+    journal = json.loads((folder / "pre-validation.journal.json").read_text())
+    assert journal["status"] == "completed"
 
 
 def test_the_suite_continues_past_a_failed_scenario_and_exits_1(
@@ -275,7 +300,7 @@ def test_sigterm_stops_the_suite_as_ctrl_c_does_and_leaves_no_process(
         interrupt=sigterm_during_the_drain,
     )
     assert code == 143, out
-    assert any("chaos --no-version-check" in c for c in commands), commands
+    assert any("-m chaostoolkit --no-version-check" in c for c in commands), commands
     # No orphan: the `chaos run` the suite started, and its k6, are gone.
     assert all(_gone(p) for p in descendants), [p.pid for p in descendants if not _gone(p)]
     summary = _summary(folder)

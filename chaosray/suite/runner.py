@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import json
 import logging
 import os
@@ -60,9 +61,15 @@ ALL = [PRE, *SCENARIOS, POST]
 STOP_GRACE_S = 300.0  # Chaos Toolkit's rollbacks after a Ctrl-C may take a while
 # The signals that stop the suite, as Ctrl-C does.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How the suite runs Chaos Toolkit: as a module of this very interpreter.
+CHAOS = (sys.executable, "-m", "chaostoolkit")
 # The suite's exit code when nothing broke but something was not measured, and
 # the criteria asked for "inconclusive" (no_evidence_verdict).
 EXIT_INCONCLUSIVE = 3
+
+
+class ChaosNotStarted(RuntimeError):
+    """Chaos Toolkit could not be started at all (the suite stops, exit 2)."""
 
 
 def default_experiments_dir() -> Path:
@@ -156,6 +163,11 @@ class Suite:
             raise ValueError(f"--repeat must be between 1 and 100, got {self.options.repeat!r}")
         if not 0 < self.options.alpha < 1:
             raise ValueError(f"--alpha must be between 0 and 1, got {self.options.alpha!r}")
+        if importlib.util.find_spec("chaostoolkit") is None:
+            raise ValueError(
+                f"Chaos Toolkit is not installed for {sys.executable}: "
+                "pip install chaostoolkit-ray installs it"
+            )
         if self.options.fail_on_regression and self.options.baseline is None:
             raise ValueError("--fail-on-regression needs --baseline (the run to compare with)")
         if self.options.baseline is not None:
@@ -215,14 +227,22 @@ class Suite:
         # Installed until the reports are written: a signal during the cleanup
         # or the reports does not cut them short.
         previous = {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
+        not_started: ChaosNotStarted | None = None
         try:
             for name, repeat in self._plan():
-                if self._interrupted.is_set():
-                    self.runs.append(
-                        self._not_run(name, f"not run: the suite was interrupted ({self._why()})")
+                if self._interrupted.is_set() or not_started:
+                    why = (
+                        f"the suite was interrupted ({self._why()})"
+                        if not not_started
+                        else ("Chaos Toolkit could not be started")
                     )
+                    self.runs.append(self._not_run(name, f"not run: {why}"))
                     continue
-                self._run_one(name, repeat)
+                try:
+                    self._run_one(name, repeat)
+                except ChaosNotStarted as exc:
+                    not_started = exc
+                    self.console.print(f"[red]chaosray: {exc}[/]", highlight=False, soft_wrap=True)
             if self._interrupted.is_set():
                 self.console.print(f"[yellow]Interrupted ({self._why()}): cleaning up[/]")
                 self.cleanup()
@@ -231,6 +251,8 @@ class Suite:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         passed = all(r.verdict["passed"] for r in self.runs) and not self._interrupted.is_set()
+        if not_started:
+            return 2
         if self._interrupted.is_set():
             return 128 + int(self._signum or signal.SIGINT)  # 130 Ctrl-C, 143 SIGTERM
         if regressed and self.options.fail_on_regression:
@@ -308,7 +330,9 @@ class Suite:
             return
         samples = run.samples_path
         argv = [
-            str(Path(sys.executable).with_name("chaos")),
+            # chaos as a module of this interpreter: a --user or system
+            # install puts the `chaos` script elsewhere than the interpreter.
+            *CHAOS,
             # chaos otherwise asks releases.chaostoolkit.org for a newer
             # version before every experiment.
             "--no-version-check",
@@ -332,15 +356,20 @@ class Suite:
                 last_line[0] = line
 
         with self.console.status(last_line[0]) as status:
-            self._child = subprocess.Popen(
-                argv,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env={**os.environ, **self.options.env},
-                start_new_session=True,  # our signal handler decides what reaches it
-                preexec_fn=_die_with_parent(),
-            )
+            try:
+                self._child = subprocess.Popen(
+                    argv,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    env={**os.environ, **self.options.env},
+                    start_new_session=True,  # our signal handler decides what reaches it
+                    preexec_fn=_die_with_parent(),
+                )
+            except OSError as exc:
+                raise ChaosNotStarted(
+                    f"cannot start Chaos Toolkit ({' '.join(CHAOS)}): {exc.strerror or exc}"
+                ) from None
             reader = threading.Thread(target=read, args=(self._child.stdout,), daemon=True)
             reader.start()
             interrupted_at: float | None = None
