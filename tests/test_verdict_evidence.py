@@ -313,8 +313,8 @@ def test_reports_say_inconclusive_and_ci_still_sees_a_failure() -> None:
     assert (totals["passed"], totals["failed"], totals["inconclusive"]) == (1, 0, 1)
     assert totals["overall_passed"] is False
     assert [r["verdict"] for r in suite["comparison"]["rows"]] == ["inconclusive", "passed"]
-    experiments_suite = ET.fromstring(render_junit(suite)).find("testsuite")
-    assert experiments_suite is not None
+    experiments_suite, _criteria = ET.fromstring(render_junit(suite)).findall("testsuite")
+    assert (experiments_suite.get("tests"), experiments_suite.get("failures")) == ("2", "1")
     (failure,) = experiments_suite.iter("failure")
     assert failure.get("type") == "inconclusive"
     assert failure.get("message", "").startswith("not measured: disrupted")

@@ -11,7 +11,7 @@ from chaoslib.types import Configuration, Secrets
 from chaosray import contract
 from chaosray.k8s.actions import delete_pod
 from chaosray.k8s.safety import require_allowed_context
-from chaosray.redis.probes import record_deleted_role, redis_replication_status
+from chaosray.redis.probes import record_deleted_role, single_primary
 
 __all__ = ["delete_redis_pod"]
 
@@ -52,17 +52,10 @@ def delete_redis_pod(
         raise ActivityFailed(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     # Before the first call to the cluster: asking a forbidden one is refused too.
     require_allowed_context(configuration, secrets, f"delete the Redis {role}")
-    status = redis_replication_status(
-        namespace, label_selector, mode, port, container, addresses,
-        configuration=configuration, secrets=secrets,
+    status, primary = single_primary(
+        "refusing to delete a Redis pod",
+        namespace, label_selector, mode, port, container, addresses, secrets,
     )  # fmt: skip
-    primary = status["primary"]
-    if primary is None:
-        raise ActivityFailed(
-            "refusing to delete a Redis pod: replication is not whole ("
-            + "; ".join(status["problems"])
-            + ")"
-        )
     replicas = sorted(status["replicas"])
     if role == "primary":
         victim = primary

@@ -172,9 +172,10 @@ def redis_replication_status(
     pods' hosts on `sentinel_port`).
 
     Returns `healthy`, `primary` (pod), `primaries` (all pods claiming the
-    role), `replicas` (pod -> link status and master), `connected_replicas`
-    (as the primary counts them), `sentinels` (pod -> primary address they
-    name), `sentinels_agree`, `problems` (what is wrong, in words).
+    role), `nodes` (Ready pod -> its node), `replicas` (pod -> link status
+    and master), `connected_replicas` (as the primary counts them),
+    `sentinels` (pod -> primary address they name), `sentinels_agree`,
+    `problems` (what is wrong, in words).
     """
     core = core_v1(secrets)
     pods, _ = require_pods(core, namespace, label_selector)
@@ -234,12 +235,37 @@ def redis_replication_status(
         "healthy": not problems,
         "primary": primaries[0] if len(primaries) == 1 else None,
         "primaries": primaries,
+        "nodes": {p.metadata.name: p.spec.node_name for p in ready},
         "replicas": replicas,
         "connected_replicas": connected,
         "sentinels": sentinels,
         "sentinels_agree": len(set(sentinels.values())) <= 1,
         "problems": problems,
     }
+
+
+def single_primary(
+    refusal: str,
+    namespace: str,
+    label_selector: str,
+    mode: str,
+    port: int,
+    container: str | None,
+    addresses: dict[str, str] | None,
+    secrets: Secrets,
+) -> tuple[dict[str, Any], str]:
+    """The replication status and its one primary; ``ActivityFailed``
+    saying ``refusal`` and what is wrong when there is not exactly one."""
+    status = redis_replication_status(
+        namespace, label_selector, mode, port, container, addresses, secrets=secrets
+    )
+    if status["primary"] is None:
+        raise ActivityFailed(
+            f"no single Redis primary among {label_selector!r} in {namespace!r} ("
+            + "; ".join(status["problems"])
+            + f"): {refusal}"
+        )
+    return status, str(status["primary"])
 
 
 def redis_primary_node(
@@ -269,19 +295,11 @@ def redis_primary_node(
         placement.spare_in_drains("redis primary", None)
         logger.warning("redis_mode is none: drains do not spare the Redis primary's node")
         return {"primary": None, "node": None, "spared_in_drains": False}
-    status = redis_replication_status(
-        namespace, label_selector, mode, port, container, addresses,
-        configuration=configuration, secrets=secrets,
+    status, primary = single_primary(
+        "a drain cannot be told which node to spare",
+        namespace, label_selector, mode, port, container, addresses, secrets,
     )  # fmt: skip
-    primary = status["primary"]
-    if primary is None:
-        raise ActivityFailed(
-            f"no single Redis primary among {label_selector!r} in {namespace!r} ("
-            + "; ".join(status["problems"])
-            + "): a drain cannot be told which node to spare"
-        )
-    pods, _ = require_pods(core_v1(secrets), namespace, label_selector)
-    node = next((p.spec.node_name for p in pods if p.metadata.name == primary), None)
+    node = status["nodes"].get(primary)
     if node is None:
         raise ActivityFailed(f"the Redis primary {primary} is not scheduled on any node")
     if spare_in_drains:

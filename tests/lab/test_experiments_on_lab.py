@@ -372,8 +372,9 @@ def test_sigterm_during_a_drain_stops_the_suite_undoes_the_cordon_and_says_inter
     assert experiment["verdict"]["passed"] is False
     reasons = [r["message"] for r in experiment["verdict"]["reasons"]]
     assert reasons[0].startswith("interrupted by SIGTERM"), reasons
-    experiments_suite = ET.parse(folder / "junit.xml").getroot().find("testsuite")
-    assert experiments_suite is not None
+    experiments_suite, _criteria = ET.parse(folder / "junit.xml").getroot().findall("testsuite")
+    counts = {k: experiments_suite.get(k) for k in ("tests", "errors", "failures", "skipped")}
+    assert counts == {"tests": "1", "errors": "1", "failures": "0", "skipped": "0"}, counts
     (error,) = experiments_suite.iter("error")
     assert error.get("type") == "interrupted"
     journal = json.loads((folder / "node-drain.journal.json").read_text())
