@@ -222,7 +222,7 @@ def _is_instance(value: Any, hint: Any) -> bool:
         return value in typing.get_args(hint)
     base = typing.get_origin(hint) or hint
     if not isinstance(base, type):
-        return True  # a hint we do not check (a TypedDict, a Literal)
+        return True  # a hint we do not check (a TypedDict, say)
     if base is float:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if base is int:

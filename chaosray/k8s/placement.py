@@ -43,8 +43,12 @@ def spared_in_drains() -> dict[str, str]:
     """node -> why, for every node a drain must spare."""
     spared: dict[str, str] = {}
     for node, why in _spared.values():
-        spared[node] = f"{spared[node]}, {why}" if node in spared else why
+        _add_reason(spared, node, why)
     return spared
+
+
+def _add_reason(reasons: dict[str, str], node: str, why: str) -> None:
+    reasons[node] = f"{reasons[node]}, {why}" if node in reasons else why
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,7 @@ def choose_drain_node(
         for pod in list_pods(core, namespace, avoid_label_selector).items:
             if pod.spec.node_name and not is_terminating(pod):
                 why = f"runs {pod.metadata.name} ({avoid_label_selector})"
-                node = pod.spec.node_name
-                avoided[node] = f"{avoided[node]}, {why}" if node in avoided else why
+                _add_reason(avoided, pod.spec.node_name, why)
     candidates = [p for p in ready if p.spec.node_name not in avoided]
     if not candidates:
         where = "; ".join(
@@ -146,6 +149,18 @@ def _tolerates(pod: Any, taint: Any) -> bool:
     return False
 
 
+def _untolerated_taint(pod: Any, node: Any) -> Any | None:
+    """The first NoSchedule or NoExecute taint of ``node`` that ``pod`` does not tolerate."""
+    return next(
+        (
+            t
+            for t in node.spec.taints or []
+            if t.effect in ("NoSchedule", "NoExecute") and not _tolerates(pod, t)
+        ),
+        None,
+    )
+
+
 def _live(pod: Any) -> bool:
     """Counted by the scheduler: not being deleted, not finished."""
     return not is_terminating(pod) and (
@@ -210,9 +225,9 @@ def why_pod_does_not_fit(pod: Any, node: Any, pods_there: list[Any]) -> str | No
         return "not Ready"
     if node.spec.unschedulable:
         return "cordoned"
-    for taint in node.spec.taints or []:
-        if taint.effect in ("NoSchedule", "NoExecute") and not _tolerates(pod, taint):
-            return f"taint {taint.key}={taint.value or ''}:{taint.effect} not tolerated"
+    taint = _untolerated_taint(pod, node)
+    if taint is not None:
+        return f"taint {taint.key}={taint.value or ''}:{taint.effect} not tolerated"
     mismatch = node_affinity_mismatch(pod, node)
     if mismatch:
         return mismatch
@@ -237,18 +252,7 @@ def selector_matches(selector: Any, labels: dict[str, str]) -> bool:
     for key, value in (selector.match_labels or {}).items():
         if labels.get(key) != value:
             return False
-    for expression in selector.match_expressions or []:
-        present, value = expression.key in labels, labels.get(expression.key)
-        values = expression.values or []
-        matched = {
-            "In": present and value in values,
-            "NotIn": not present or value not in values,
-            "Exists": present,
-            "DoesNotExist": not present,
-        }.get(expression.operator, False)
-        if not matched:
-            return False
-    return True
+    return all(_requirement_holds(e, labels.get(e.key)) for e in selector.match_expressions or [])
 
 
 def anti_affinity_conflict(
@@ -334,10 +338,7 @@ def spread_conflict(
             if constraint.node_taints_policy == "Honor" and (
                 other.metadata.name == leaving
                 or other.spec.unschedulable
-                or any(
-                    t.effect in ("NoSchedule", "NoExecute") and not _tolerates(pod, t)
-                    for t in other.spec.taints or []
-                )
+                or _untolerated_taint(pod, other) is not None
             ):
                 continue
             there = [] if other.metadata.name == leaving else placed.get(other.metadata.name, [])

@@ -227,21 +227,21 @@ class Suite:
         # Installed until the reports are written: a signal during the cleanup
         # or the reports does not cut them short.
         previous = {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
-        not_started: ChaosNotStarted | None = None
+        not_started = False
         try:
             for name, repeat in self._plan():
-                if self._interrupted.is_set() or not_started:
-                    why = (
-                        f"the suite was interrupted ({self._why()})"
-                        if not not_started
-                        else ("Chaos Toolkit could not be started")
+                if not_started:
+                    self.runs.append(self._not_run(name, "not run: Chaos Toolkit did not start"))
+                    continue
+                if self._interrupted.is_set():
+                    self.runs.append(
+                        self._not_run(name, f"not run: the suite was interrupted ({self._why()})")
                     )
-                    self.runs.append(self._not_run(name, f"not run: {why}"))
                     continue
                 try:
                     self._run_one(name, repeat)
                 except ChaosNotStarted as exc:
-                    not_started = exc
+                    not_started = True
                     self.console.print(f"[red]chaosray: {exc}[/]", highlight=False, soft_wrap=True)
             if self._interrupted.is_set():
                 self.console.print(f"[yellow]Interrupted ({self._why()}): cleaning up[/]")
